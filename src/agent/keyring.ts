@@ -1,0 +1,193 @@
+// The in-memory keyring: identities, their constraints, lifetimes and the lock.
+// It knows nothing of sockets; the server turns requests into calls on it.
+
+import * as crypto from 'node:crypto';
+import { Constraints, Identity } from './protocol';
+import { PrivateKey, sign } from './keys';
+
+export interface Entry {
+  key: PrivateKey;
+  comment: Buffer;
+  confirm: boolean;
+  /** ms since epoch, or undefined for no expiry. */
+  expiresAt?: number;
+  timer?: NodeJS.Timeout;
+}
+
+/** Asks the user whether an identity may be used; the context says who asked. */
+export type Confirmer<C> = (entry: Entry, context: C) => Promise<boolean>;
+
+export type SignResult =
+  | { ok: true; signature: Buffer }
+  | { ok: false; reason: 'locked' | 'unknown-key' | 'refused' | 'error' };
+
+export interface KeyringOptions<C> {
+  /** Default lifetime (seconds) for identities added without one (ssh-agent -t). */
+  defaultLifetime?: number;
+  confirm?: Confirmer<C>;
+  /** Base of the growing delay after a wrong unlock passphrase (OpenSSH: 100 ms). */
+  unlockDelayMs?: number;
+  maxIdentities?: number;
+  now?: () => number;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class Keyring<C = unknown> {
+  private readonly entries = new Map<string, Entry>();
+  private lockHash: { salt: Buffer; hash: Buffer } | null = null;
+  private failedUnlocks = 0;
+  private unlockQueue: Promise<unknown> = Promise.resolve();
+  private readonly now: () => number;
+
+  constructor(private readonly opts: KeyringOptions<C> = {}) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  get locked(): boolean {
+    return this.lockHash !== null;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Identities in the order they were added; empty while locked, as with OpenSSH. */
+  list(): Identity[] {
+    if (this.locked) return [];
+    this.reap();
+    return [...this.entries.values()].map((e) => ({
+      keyBlob: e.key.publicBlob,
+      comment: e.comment,
+    }));
+  }
+
+  entriesView(): readonly Entry[] {
+    this.reap();
+    return [...this.entries.values()];
+  }
+
+  /**
+   * Add or replace an identity. Returns an error string if it is refused.
+   * Re-adding a key keeps its position and takes the new comment and constraints.
+   */
+  add(key: PrivateKey, comment: Buffer, constraints: Constraints): string | null {
+    if (this.locked) return 'agent is locked';
+    if (constraints.maxSign !== undefined) return 'maxsign is only for XMSS keys';
+    if (constraints.extensions.length > 0)
+      return `constraint ${constraints.extensions[0].name} is not supported yet`;
+    const id = key.publicBlob.toString('base64');
+    const limit = this.opts.maxIdentities ?? 10000;
+    if (!this.entries.has(id) && this.entries.size >= limit)
+      return `identity limit ${limit} reached`;
+    const lifetime = constraints.lifetime ?? this.opts.defaultLifetime;
+    this.drop(id);
+    const entry: Entry = { key, comment, confirm: !!constraints.confirm };
+    if (
+      lifetime !== undefined &&
+      lifetime >= 0 &&
+      (constraints.lifetime !== undefined || lifetime > 0)
+    ) {
+      entry.expiresAt = this.now() + lifetime * 1000;
+      // Timers only go up to ~24.8 days; reap() catches anything longer.
+      entry.timer = setTimeout(() => this.drop(id), Math.min(lifetime * 1000, 2 ** 31 - 1));
+      entry.timer.unref();
+    }
+    this.entries.set(id, entry);
+    return null;
+  }
+
+  remove(blob: Buffer): boolean {
+    if (this.locked) return false;
+    this.reap();
+    return this.drop(blob.toString('base64'));
+  }
+
+  removeAll(): boolean {
+    if (this.locked) return false;
+    for (const id of [...this.entries.keys()]) this.drop(id);
+    return true;
+  }
+
+  /** Find a usable identity by its public blob. */
+  find(blob: Buffer): Entry | undefined {
+    if (this.locked) return undefined;
+    this.reap();
+    return this.entries.get(blob.toString('base64'));
+  }
+
+  async sign(blob: Buffer, data: Buffer, flags: number, context: C): Promise<SignResult> {
+    const entry = this.find(blob);
+    if (!entry) return { ok: false, reason: this.locked ? 'locked' : 'unknown-key' };
+    if (entry.confirm) {
+      const allowed = this.opts.confirm ? await this.opts.confirm(entry, context) : false;
+      if (!allowed) return { ok: false, reason: 'refused' };
+      // The key may have been removed, or the agent locked, while the user was asked.
+      if (this.find(blob) !== entry) return { ok: false, reason: 'refused' };
+    }
+    try {
+      return { ok: true, signature: await sign(entry.key, data, flags) };
+    } catch {
+      return { ok: false, reason: 'error' };
+    }
+  }
+
+  /** Lock with a passphrase; fails if already locked. */
+  async lock(passphrase: Buffer): Promise<boolean> {
+    if (this.locked) return false;
+    const salt = crypto.randomBytes(16);
+    // Set the lock before the (async) hash so no request slips through meanwhile.
+    this.lockHash = { salt, hash: Buffer.alloc(0) };
+    this.lockHash.hash = await hashPassphrase(passphrase, salt);
+    return true;
+  }
+
+  /**
+   * Unlock; a wrong passphrase is answered after a delay that grows with each
+   * failure. Attempts are serialised, so parallel connections cannot go faster.
+   */
+  unlock(passphrase: Buffer): Promise<boolean> {
+    const attempt = this.unlockQueue.then(async () => {
+      const lock = this.lockHash;
+      if (!lock) return false;
+      const hash = await hashPassphrase(passphrase, lock.salt);
+      if (lock.hash.length === hash.length && crypto.timingSafeEqual(lock.hash, hash)) {
+        this.lockHash = null;
+        this.failedUnlocks = 0;
+        return true;
+      }
+      this.failedUnlocks = Math.min(this.failedUnlocks + 1, 100);
+      await sleep((this.opts.unlockDelayMs ?? 100) * this.failedUnlocks);
+      return false;
+    });
+    this.unlockQueue = attempt.catch(() => undefined);
+    return attempt;
+  }
+
+  /** Drop every identity and cancel timers (shutdown). */
+  clear(): void {
+    for (const id of [...this.entries.keys()]) this.drop(id);
+  }
+
+  private drop(id: string): boolean {
+    const e = this.entries.get(id);
+    if (!e) return false;
+    if (e.timer) clearTimeout(e.timer);
+    this.entries.delete(id);
+    return true;
+  }
+
+  private reap(): void {
+    const t = this.now();
+    for (const [id, e] of this.entries)
+      if (e.expiresAt !== undefined && e.expiresAt <= t) this.drop(id);
+  }
+}
+
+function hashPassphrase(passphrase: Buffer, salt: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) =>
+    crypto.scrypt(passphrase, salt, 32, { N: 1 << 14 }, (err, key) =>
+      err ? reject(err) : resolve(key),
+    ),
+  );
+}

@@ -1,0 +1,338 @@
+// SSH private keys as the agent protocol carries them, turned into Node KeyObjects,
+// and signatures encoded as OpenSSH expects them (RFC 8332, RFC 5656, RFC 8709).
+// Signing uses crypto.sign's callback form: it runs on libuv's thread pool, so a
+// slow RSA-4096 signature never stalls the event loop for other clients.
+
+import * as crypto from 'node:crypto';
+import { SIGN_FLAG } from './protocol';
+import { WireError, WireReader, WireWriter } from './wire';
+
+const CURVES: Record<string, { crv: string; size: number; hash: string }> = {
+  nistp256: { crv: 'P-256', size: 32, hash: 'sha256' },
+  nistp384: { crv: 'P-384', size: 48, hash: 'sha384' },
+  nistp521: { crv: 'P-521', size: 66, hash: 'sha512' },
+};
+
+export const RSA_MIN_BITS = 1024;
+export const RSA_MAX_BITS = 16384;
+
+export type Algorithm = 'ed25519' | 'ecdsa' | 'rsa';
+
+/** A private key the agent can sign with. The public blob is what clients name it by. */
+export interface PrivateKey {
+  readonly algorithm: Algorithm;
+  /** The wire name of the identity (e.g. `ssh-ed25519-cert-v01@openssh.com`). */
+  readonly keyType: string;
+  /** The public key blob, or the certificate blob for certificates. */
+  readonly publicBlob: Buffer;
+  readonly keyObject: crypto.KeyObject;
+  /** ECDSA curve name (nistp256…) for ECDSA keys. */
+  readonly curve?: string;
+  readonly bits: number;
+}
+
+const b64u = (b: Buffer): string => b.toString('base64url');
+
+function padTo(b: Buffer, size: number): Buffer {
+  if (b.length > size) throw new WireError('integer too large for field');
+  return b.length === size ? b : Buffer.concat([Buffer.alloc(size - b.length), b]);
+}
+
+const big = (b: Buffer): bigint => (b.length === 0 ? 0n : BigInt('0x' + b.toString('hex')));
+function unbig(n: bigint): Buffer {
+  let h = n.toString(16);
+  if (h.length % 2) h = '0' + h;
+  return Buffer.from(h, 'hex');
+}
+
+function modInverse(a: bigint, m: bigint): bigint {
+  let [r0, r1] = [a % m, m];
+  let [s0, s1] = [1n, 0n];
+  while (r1 !== 0n) {
+    const q = r0 / r1;
+    [r0, r1] = [r1, r0 - q * r1];
+    [s0, s1] = [s1, s0 - q * s1];
+  }
+  if (r0 !== 1n) throw new WireError('RSA parameters are not invertible');
+  return ((s0 % m) + m) % m;
+}
+
+/** The public half of a key as parsed from a public blob (plain or inside a certificate). */
+type PublicParts =
+  | { algorithm: 'ed25519'; pk: Buffer }
+  | { algorithm: 'ecdsa'; curve: string; q: Buffer }
+  | { algorithm: 'rsa'; e: Buffer; n: Buffer };
+
+function readPublicParts(r: WireReader, base: string): PublicParts {
+  if (base === 'ssh-ed25519') {
+    const pk = r.string();
+    if (pk.length !== 32) throw new WireError('ed25519 public key must be 32 bytes');
+    return { algorithm: 'ed25519', pk };
+  }
+  if (base.startsWith('ecdsa-sha2-')) {
+    const curve = base.slice('ecdsa-sha2-'.length);
+    if (!CURVES[curve]) throw new WireError(`unsupported curve ${curve}`);
+    if (r.text() !== curve) throw new WireError('ECDSA curve name does not match key type');
+    const q = r.string();
+    if (q.length !== 1 + 2 * CURVES[curve].size || q[0] !== 4)
+      throw new WireError('ECDSA point must be uncompressed and of the curve size');
+    return { algorithm: 'ecdsa', curve, q };
+  }
+  if (base === 'ssh-rsa') {
+    const e = r.mpint();
+    const n = r.mpint();
+    return { algorithm: 'rsa', e, n };
+  }
+  throw new WireError(`unsupported key type ${JSON.stringify(base)}`);
+}
+
+const CERT_SUFFIX = '-cert-v01@openssh.com';
+
+/** Strip the certificate suffix: `ssh-rsa-cert-v01@openssh.com` → `ssh-rsa`. */
+export function baseKeyType(keyType: string): string {
+  return keyType.endsWith(CERT_SUFFIX) ? keyType.slice(0, -CERT_SUFFIX.length) : keyType;
+}
+
+/** Parse a certificate blob far enough to find the key it certifies (PROTOCOL.certkeys). */
+function certPublicParts(cert: Buffer, keyType: string): PublicParts {
+  const r = new WireReader(cert);
+  if (r.text() !== keyType) throw new WireError('certificate type does not match key type');
+  r.string(); // nonce
+  const parts = readPublicParts(r, baseKeyType(keyType));
+  r.uint64(); // serial
+  r.uint32(); // cert type
+  r.string(); // key id
+  r.string(); // principals
+  r.uint64(); // valid after
+  r.uint64(); // valid before
+  r.string(); // critical options
+  r.string(); // extensions
+  r.string(); // reserved
+  r.string(); // signature key
+  r.string(); // signature
+  r.end();
+  return parts;
+}
+
+function publicBlobOf(keyType: string, p: PublicParts): Buffer {
+  const w = new WireWriter().string(keyType);
+  if (p.algorithm === 'ed25519') w.string(p.pk);
+  else if (p.algorithm === 'ecdsa') w.string(p.curve).string(p.q);
+  else w.mpint(p.e).mpint(p.n);
+  return w.toBuffer();
+}
+
+function ed25519Key(pk: Buffer, sk: Buffer): crypto.KeyObject {
+  if (pk.length !== 32 || sk.length !== 64) throw new WireError('bad ed25519 key lengths');
+  if (!sk.subarray(32).equals(pk)) throw new WireError('ed25519 private key does not match public');
+  const key = crypto.createPrivateKey({
+    key: { kty: 'OKP', crv: 'Ed25519', x: b64u(pk), d: b64u(sk.subarray(0, 32)) },
+    format: 'jwk',
+  });
+  const derived = crypto.createPublicKey(key).export({ format: 'jwk' });
+  if (derived.x !== b64u(pk)) throw new WireError('ed25519 private key does not match public');
+  return key;
+}
+
+function ecdsaKey(curve: string, q: Buffer, d: Buffer): crypto.KeyObject {
+  const { crv, size } = CURVES[curve];
+  const x = b64u(q.subarray(1, 1 + size));
+  const y = b64u(q.subarray(1 + size));
+  let key: crypto.KeyObject;
+  try {
+    key = crypto.createPrivateKey({
+      key: { kty: 'EC', crv, x, y, d: b64u(padTo(d, size)) },
+      format: 'jwk',
+    });
+  } catch {
+    throw new WireError('invalid ECDSA key');
+  }
+  const derived = crypto.createPublicKey(key).export({ format: 'jwk' });
+  if (derived.x !== x || derived.y !== y)
+    throw new WireError('ECDSA private key does not match public');
+  return key;
+}
+
+function rsaKey(e: Buffer, n: Buffer, dBuf: Buffer, p: Buffer, q: Buffer): crypto.KeyObject {
+  const bits = big(n).toString(2).length;
+  if (bits < RSA_MIN_BITS || bits > RSA_MAX_BITS)
+    throw new WireError(`RSA key of ${bits} bits refused`);
+  const [N, D, P, Q] = [big(n), big(dBuf), big(p), big(q)];
+  if (P * Q !== N || P < 2n || Q < 2n) throw new WireError('RSA primes do not match modulus');
+  const jwk = {
+    kty: 'RSA',
+    n: b64u(n),
+    e: b64u(e),
+    d: b64u(dBuf),
+    p: b64u(p),
+    q: b64u(q),
+    dp: b64u(unbig(D % (P - 1n))),
+    dq: b64u(unbig(D % (Q - 1n))),
+    qi: b64u(unbig(modInverse(Q, P))),
+  };
+  try {
+    return crypto.createPrivateKey({ key: jwk, format: 'jwk' });
+  } catch {
+    throw new WireError('invalid RSA key');
+  }
+}
+
+/**
+ * Read the private-key fields of ADD_IDENTITY (after the key type, before the
+ * comment) and build a PrivateKey. Throws WireError if the fields are malformed
+ * or the private and public halves do not belong together.
+ */
+export function readPrivateKey(r: WireReader, keyType: string): PrivateKey {
+  const isCert = keyType.endsWith(CERT_SUFFIX);
+  const base = baseKeyType(keyType);
+  let pub: PublicParts;
+  let publicBlob: Buffer;
+  if (isCert) {
+    publicBlob = Buffer.from(r.string());
+    pub = certPublicParts(publicBlob, keyType);
+  } else {
+    pub = readPublicPartsForAdd(r, base);
+    publicBlob = publicBlobOf(keyType, pub);
+  }
+  let keyObject: crypto.KeyObject;
+  let bits: number;
+  if (pub.algorithm === 'ed25519') {
+    if (isCert) {
+      const pk = r.string();
+      if (!pk.equals(pub.pk)) throw new WireError('ed25519 key does not match certificate');
+    }
+    keyObject = ed25519Key(pub.pk, r.string());
+    bits = 256;
+  } else if (pub.algorithm === 'ecdsa') {
+    keyObject = ecdsaKey(pub.curve, pub.q, r.mpint());
+    bits = { nistp256: 256, nistp384: 384, nistp521: 521 }[pub.curve] ?? 0;
+  } else {
+    const d = r.mpint();
+    r.mpint(); // iqmp: recomputed from p and q rather than trusted
+    const p = r.mpint();
+    const q = r.mpint();
+    keyObject = rsaKey(pub.e, pub.n, d, p, q);
+    bits = big(pub.n).toString(2).length;
+  }
+  return {
+    algorithm: pub.algorithm,
+    keyType,
+    publicBlob,
+    keyObject,
+    curve: pub.algorithm === 'ecdsa' ? pub.curve : undefined,
+    bits,
+  };
+}
+
+/** In ADD_IDENTITY, RSA's public fields come as n, e (not e, n as in the public blob). */
+function readPublicPartsForAdd(r: WireReader, base: string): PublicParts {
+  if (base !== 'ssh-rsa') return readPublicParts(r, base);
+  const n = r.mpint();
+  const e = r.mpint();
+  return { algorithm: 'rsa', e, n };
+}
+
+/** Which signature algorithm a request gets, following OpenSSH's ssh-agent. */
+export function signatureAlgorithm(
+  key: PrivateKey,
+  flags: number,
+): { name: string; hash: string | null } {
+  if (key.algorithm === 'ed25519') return { name: 'ssh-ed25519', hash: null };
+  if (key.algorithm === 'ecdsa')
+    return { name: `ecdsa-sha2-${key.curve}`, hash: CURVES[key.curve!].hash };
+  if (flags & SIGN_FLAG.RSA_SHA2_256) return { name: 'rsa-sha2-256', hash: 'sha256' };
+  if (flags & SIGN_FLAG.RSA_SHA2_512) return { name: 'rsa-sha2-512', hash: 'sha512' };
+  return { name: 'ssh-rsa', hash: 'sha1' };
+}
+
+/** Sign `data` off the event loop; resolves to the SSH signature blob. */
+export function sign(key: PrivateKey, data: Buffer, flags: number): Promise<Buffer> {
+  const { name, hash } = signatureAlgorithm(key, flags);
+  const opts: crypto.SignKeyObjectInput = { key: key.keyObject };
+  if (key.algorithm === 'ecdsa') opts.dsaEncoding = 'ieee-p1363';
+  return new Promise((resolve, reject) => {
+    crypto.sign(hash, data, opts, (err, sig) => {
+      if (err) return reject(err);
+      const w = new WireWriter().string(name);
+      if (key.algorithm === 'ecdsa') {
+        const half = sig.length / 2;
+        w.string(
+          new WireWriter().mpint(sig.subarray(0, half)).mpint(sig.subarray(half)).toBuffer(),
+        );
+      } else {
+        w.string(sig);
+      }
+      resolve(w.toBuffer());
+    });
+  });
+}
+
+/** `SHA256:…` (unpadded base64) or `MD5:aa:bb:…`, as ssh-keygen -l prints them. */
+export function fingerprint(publicBlob: Buffer, hash: 'sha256' | 'md5' = 'sha256'): string {
+  const digest = crypto.createHash(hash).update(publicBlob).digest();
+  if (hash === 'md5') return 'MD5:' + digest.toString('hex').replace(/(..)(?!$)/g, '$1:');
+  return 'SHA256:' + digest.toString('base64').replace(/=+$/, '');
+}
+
+/** The key type named inside a public blob, or null if the blob is not even that. */
+export function blobKeyType(blob: Buffer): string | null {
+  try {
+    return new WireReader(blob).text();
+  } catch {
+    return null;
+  }
+}
+
+/** Verify an SSH signature blob over data with a plain public blob (used for session-bind). */
+export function verifySignature(publicBlob: Buffer, data: Buffer, signatureBlob: Buffer): boolean {
+  try {
+    const r = new WireReader(publicBlob);
+    const keyType = r.text();
+    const pub = readPublicParts(r, keyType);
+    r.end();
+    const s = new WireReader(signatureBlob);
+    const sigName = s.text();
+    const sig = s.string();
+    s.end();
+    let key: crypto.KeyObject;
+    let hash: string | null = null;
+    let dsaEncoding: 'ieee-p1363' | undefined;
+    let raw = sig;
+    if (pub.algorithm === 'ed25519') {
+      if (sigName !== 'ssh-ed25519') return false;
+      key = crypto.createPublicKey({
+        key: { kty: 'OKP', crv: 'Ed25519', x: b64u(pub.pk) },
+        format: 'jwk',
+      });
+    } else if (pub.algorithm === 'ecdsa') {
+      const c = CURVES[pub.curve];
+      if (sigName !== keyType) return false;
+      const size = c.size;
+      key = crypto.createPublicKey({
+        key: {
+          kty: 'EC',
+          crv: c.crv,
+          x: b64u(pub.q.subarray(1, 1 + size)),
+          y: b64u(pub.q.subarray(1 + size)),
+        },
+        format: 'jwk',
+      });
+      const rs = new WireReader(sig);
+      raw = Buffer.concat([padTo(rs.mpint(), size), padTo(rs.mpint(), size)]);
+      rs.end();
+      hash = c.hash;
+      dsaEncoding = 'ieee-p1363';
+    } else {
+      hash =
+        { 'rsa-sha2-256': 'sha256', 'rsa-sha2-512': 'sha512', 'ssh-rsa': 'sha1' }[sigName] ?? null;
+      if (!hash) return false;
+      key = crypto.createPublicKey({
+        key: { kty: 'RSA', n: b64u(pub.n), e: b64u(pub.e) },
+        format: 'jwk',
+      });
+    }
+    return crypto.verify(hash, data, { key, dsaEncoding }, raw);
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,279 @@
+// The agent's socket server: framing, one request at a time per connection, and
+// one switch from request type to keyring method. Nothing a client sends can
+// throw past a connection; malformed input is answered with FAILURE or a close.
+
+import * as crypto from 'node:crypto';
+import * as net from 'node:net';
+import { Keyring } from './keyring';
+import { verifySignature } from './keys';
+import { MAX_MESSAGE, Request, Response, decodeRequest, encodeResponse } from './protocol';
+import { WireReader } from './wire';
+
+/** One session-bind@openssh.com record: which host the connection's ssh client talked to. */
+export interface SessionBind {
+  hostKey: Buffer;
+  sessionId: Buffer;
+  forwarded: boolean;
+}
+
+/** What the server knows about the client of one connection. */
+export interface ConnectionContext {
+  id: number;
+  binds: SessionBind[];
+  peer?: { pid: number; uid: number; gid: number };
+}
+
+export type Logger = (msg: string) => void;
+
+export interface AgentServerOptions {
+  log?: Logger;
+  /** Connections served at once; more are closed at accept. */
+  maxConnections?: number;
+  /** Close a connection that sends nothing for this long (ms); 0 = never. */
+  idleTimeoutMs?: number;
+  /** Called on a malformed LOCK/UNLOCK after the agent has been locked. */
+  onSafetyLock?: (secret: Buffer) => void;
+  /** Looks up the peer of a new connection (SO_PEERCRED), if the platform allows. */
+  peerOf?: (socket: net.Socket) => ConnectionContext['peer'];
+}
+
+/** OpenSSH keeps at most this many session binds per connection (AGENT_MAX_SESSION_IDS). */
+const MAX_BINDS = 16;
+export const SUPPORTED_EXTENSIONS = ['query', 'session-bind@openssh.com'];
+
+export class AgentServer {
+  private readonly server: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  private nextId = 1;
+  private readonly log: Logger;
+
+  constructor(
+    readonly keyring: Keyring<ConnectionContext>,
+    private readonly opts: AgentServerOptions = {},
+  ) {
+    this.log = opts.log ?? (() => {});
+    this.server = net.createServer((s) => this.accept(s));
+    this.server.on('error', (e) => this.log(`server error: ${e.message}`));
+  }
+
+  listen(path: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (e: Error) => reject(e);
+      this.server.once('error', onError);
+      this.server.listen(path, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+  }
+
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private accept(socket: net.Socket): void {
+    const max = this.opts.maxConnections ?? 1024;
+    if (this.sockets.size >= max) {
+      this.log(`refusing connection: ${max} connections open`);
+      socket.destroy();
+      return;
+    }
+    const ctx: ConnectionContext = { id: this.nextId++, binds: [] };
+    try {
+      ctx.peer = this.opts.peerOf?.(socket);
+    } catch {
+      // Peer credentials are best effort here; the hardening layer decides policy.
+    }
+    this.sockets.add(socket);
+    this.log(
+      `connection ${ctx.id} opened${ctx.peer ? ` by pid ${ctx.peer.pid} uid ${ctx.peer.uid}` : ''}`,
+    );
+    if (this.opts.idleTimeoutMs) {
+      socket.setTimeout(this.opts.idleTimeoutMs, () => {
+        this.log(`connection ${ctx.id} idle, closing`);
+        socket.destroy();
+      });
+    }
+
+    let pending: Buffer = Buffer.alloc(0);
+    let busy = false;
+    const pump = async () => {
+      if (busy) return;
+      busy = true;
+      try {
+        while (!socket.destroyed && pending.length >= 4) {
+          const len = pending.readUInt32BE(0);
+          if (len > MAX_MESSAGE) {
+            this.log(`connection ${ctx.id}: message of ${len} bytes is over the limit, closing`);
+            socket.destroy();
+            return;
+          }
+          if (pending.length < 4 + len) break;
+          const msg = pending.subarray(4, 4 + len);
+          pending = pending.subarray(4 + len);
+          const req = decodeRequest(msg);
+          const reply = await this.handle(req, ctx, socket);
+          // Wipe secrets (private keys, passphrases) from the request bytes.
+          if (
+            req.type === 'add' ||
+            req.type === 'lock' ||
+            req.type === 'unlock' ||
+            req.type === 'malformed'
+          )
+            msg.fill(0);
+          if (reply === 'close') {
+            socket.destroy();
+            return;
+          }
+          if (!socket.destroyed && !socket.write(encodeResponse(reply))) {
+            // The client is not reading its replies: stop reading its requests until it does.
+            socket.pause();
+            await new Promise<void>((r) => {
+              socket.once('drain', r);
+              socket.once('close', r);
+            });
+            if (!socket.destroyed) socket.resume();
+          }
+        }
+      } catch (e) {
+        this.log(`connection ${ctx.id}: internal error: ${(e as Error).message}`);
+        socket.destroy();
+      } finally {
+        busy = false;
+      }
+      if (!socket.destroyed && socket.isPaused()) socket.resume();
+    };
+
+    socket.on('data', (chunk: Buffer) => {
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      // A client that pipelines requests faster than we answer them is read no
+      // further than one maximal message ahead: memory per connection stays bounded.
+      if (busy && pending.length > MAX_MESSAGE + 8) socket.pause();
+      void pump();
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      this.sockets.delete(socket);
+      this.log(`connection ${ctx.id} closed`);
+    });
+  }
+
+  /** One switch from request to keyring method. Returns the reply, or 'close'. */
+  private async handle(
+    req: Request,
+    ctx: ConnectionContext,
+    socket: net.Socket,
+  ): Promise<Response | 'close'> {
+    const kr = this.keyring;
+    const ok = (b: boolean): Response => ({ type: b ? 'success' : 'failure' });
+    switch (req.type) {
+      case 'request-identities':
+        return { type: 'identities', identities: kr.list() };
+      case 'sign': {
+        const res = await kr.sign(req.keyBlob, req.data, req.flags, ctx);
+        if (res.ok) return { type: 'signature', signature: res.signature };
+        this.log(`connection ${ctx.id}: sign refused: ${res.reason}`);
+        return { type: 'failure' };
+      }
+      case 'add': {
+        const err = kr.add(req.key, req.comment, req.constraints);
+        if (err) this.log(`connection ${ctx.id}: add refused: ${err}`);
+        else this.log(`connection ${ctx.id}: added ${req.key.keyType} key`);
+        return ok(err === null);
+      }
+      case 'remove':
+        return ok(kr.remove(req.keyBlob));
+      case 'remove-all':
+        return ok(kr.removeAll());
+      case 'lock':
+        return ok(await kr.lock(req.passphrase));
+      case 'unlock': {
+        const done = await kr.unlock(req.passphrase);
+        if (!done) this.log(`connection ${ctx.id}: unlock failed`);
+        return ok(done);
+      }
+      case 'smartcard':
+        this.log(`connection ${ctx.id}: PKCS#11 is not supported`);
+        return { type: 'failure' };
+      case 'extension':
+        return this.extension(req.name, req.contents, ctx);
+      case 'unknown':
+        this.log(`connection ${ctx.id}: unknown message type ${req.code}`);
+        return { type: 'failure' };
+      case 'malformed':
+        this.log(`connection ${ctx.id}: malformed message type ${req.code}: ${req.reason}`);
+        if (req.code === 22 || req.code === 23) return this.safetyLock(ctx, socket);
+        return { type: 'failure' };
+    }
+  }
+
+  /**
+   * OpenSSH's agent exits on a malformed LOCK/UNLOCK. We reach the same safety
+   * without dying: lock the agent under a fresh secret, drop the connection,
+   * keep serving everyone else. The owner recovers via opts.onSafetyLock.
+   */
+  private async safetyLock(ctx: ConnectionContext, socket: net.Socket): Promise<'close'> {
+    socket.pause();
+    if (!this.keyring.locked) {
+      const secret = crypto.randomBytes(32);
+      await this.keyring.lock(secret);
+      this.log(`connection ${ctx.id}: malformed lock request; agent locked for safety`);
+      this.opts.onSafetyLock?.(secret);
+    }
+    return 'close';
+  }
+
+  private extension(name: string, contents: Buffer, ctx: ConnectionContext): Response {
+    if (name === 'query') {
+      const w = Buffer.concat(
+        SUPPORTED_EXTENSIONS.map((n) => {
+          const b = Buffer.alloc(4 + Buffer.byteLength(n));
+          b.writeUInt32BE(Buffer.byteLength(n));
+          b.write(n, 4);
+          return b;
+        }),
+      );
+      return { type: 'extension-response', name: 'query', contents: w };
+    }
+    if (name === 'session-bind@openssh.com') {
+      const err = this.sessionBind(contents, ctx);
+      if (err) this.log(`connection ${ctx.id}: session-bind refused: ${err}`);
+      return { type: err ? 'failure' : 'success' };
+    }
+    this.log(`connection ${ctx.id}: unsupported extension ${JSON.stringify(name)}`);
+    return { type: 'failure' };
+  }
+
+  /** Verify and record a session bind, with OpenSSH's rules (ssh-agent.c process_ext_session_bind). */
+  private sessionBind(contents: Buffer, ctx: ConnectionContext): string | null {
+    let bind: SessionBind;
+    let signature: Buffer;
+    try {
+      const r = new WireReader(contents);
+      const hostKey = Buffer.from(r.string());
+      const sessionId = Buffer.from(r.string());
+      signature = r.string();
+      const forwarded = r.bool();
+      r.end();
+      bind = { hostKey, sessionId, forwarded };
+    } catch (e) {
+      return `malformed: ${(e as Error).message}`;
+    }
+    if (!verifySignature(bind.hostKey, bind.sessionId, signature)) return 'bad host key signature';
+    for (const b of ctx.binds) {
+      if (!b.forwarded) return 'connection already bound for authentication';
+      if (b.sessionId.equals(bind.sessionId)) {
+        if (b.forwarded === bind.forwarded && b.hostKey.equals(bind.hostKey)) return null;
+        return 'session ID recorded against a different key';
+      }
+    }
+    if (ctx.binds.length >= MAX_BINDS) return 'too many session binds';
+    ctx.binds.push(bind);
+    return null;
+  }
+}
