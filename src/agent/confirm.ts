@@ -1,0 +1,46 @@
+// Asking the user to confirm a key's use through SSH_ASKPASS, with OpenSSH's
+// conventions: SSH_ASKPASS_PROMPT=confirm, the prompt as the only argument,
+// and an exit status of 0 with an empty answer or "yes" meaning allowed.
+
+import { spawn } from 'node:child_process';
+
+export const DEFAULT_ASKPASS = '/usr/bin/ssh-askpass';
+
+/** Run the askpass program; resolves true only on an affirmative answer. */
+export function askConfirm(prompt: string, env: NodeJS.ProcessEnv = process.env, timeoutMs = 120_000): Promise<boolean> {
+  const program = env.SSH_ASKPASS || DEFAULT_ASKPASS;
+  return new Promise((resolve) => {
+    let out = '';
+    let settled = false;
+    const done = (v: boolean) => {
+      if (!settled) {
+        settled = true;
+        clearTimeout(timer);
+        resolve(v);
+      }
+    };
+    let child;
+    try {
+      child = spawn(program, [prompt], {
+        env: { ...env, SSH_ASKPASS_PROMPT: 'confirm' },
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
+    } catch {
+      return done(false);
+    }
+    // An unanswered prompt must not hold a signature request for ever.
+    const timer = setTimeout(() => {
+      child.kill('SIGTERM');
+      done(false);
+    }, timeoutMs);
+    timer.unref();
+    child.stdout.on('data', (d: Buffer) => {
+      if (out.length < 1024) out += d.toString('utf8');
+    });
+    child.on('error', () => done(false));
+    child.on('close', (code) => {
+      const answer = out.replace(/\r?\n$/, '');
+      done(code === 0 && (answer === '' || answer.toLowerCase() === 'yes'));
+    });
+  });
+}

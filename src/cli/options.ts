@@ -1,0 +1,158 @@
+// ssh-agent's command line: getopt without permutation (options stop at the
+// first non-option, as OpenSSH's bundled getopt does), and convtime's lifetimes.
+
+export interface AgentOptions {
+  shell?: 'sh' | 'csh';
+  foreground: boolean; // -D
+  debug: boolean; // -d
+  kill: boolean; // -k
+  bindAddress?: string; // -a
+  lifetime?: number; // -t, seconds
+  fingerprintHash: 'sha256' | 'md5'; // -E
+  allowedProviders?: string; // -P (accepted; PKCS#11 is not supported)
+  options: string[]; // -O
+  newAgent: boolean; // --new
+  command: string[];
+}
+
+export class UsageError extends Error {}
+
+export const USAGE = `usage: tsagent [-c | -s] [-Dd] [-a bind_address] [-E fingerprint_hash]
+               [-O option] [-P allowed_providers] [-t life] [--new]
+       tsagent [-a bind_address] [-E fingerprint_hash] [-O option]
+               [-P allowed_providers] [-t life] command [arg ...]
+       tsagent [-c | -s] -k
+       tsagent vault|unlock|lock ... (see tsagent(1))`;
+
+const UNITS: Record<string, number> = {
+  '': 1,
+  s: 1,
+  S: 1,
+  m: 60,
+  M: 60,
+  h: 3600,
+  H: 3600,
+  d: 86400,
+  D: 86400,
+  w: 604800,
+  W: 604800,
+};
+
+/** OpenSSH's convtime: "90", "10m", "1h30m" → seconds; null if invalid. */
+export function parseLifetime(s: string): number | null {
+  if (s === '') return null;
+  let total = 0;
+  const re = /(\d+)([sSmMhHdDwW]?)/y;
+  let pos = 0;
+  while (pos < s.length) {
+    re.lastIndex = pos;
+    const m = re.exec(s);
+    if (!m) return null;
+    total += Number(m[1]) * UNITS[m[2]];
+    pos = re.lastIndex;
+    if (!Number.isSafeInteger(total) || total > 0x7fffffff) return null;
+  }
+  return total;
+}
+
+export function parseAgentArgs(argv: string[]): AgentOptions {
+  const o: AgentOptions = {
+    foreground: false,
+    debug: false,
+    kill: false,
+    fingerprintHash: 'sha256',
+    options: [],
+    newAgent: false,
+    command: [],
+  };
+  let sFlag = false;
+  let cFlag = false;
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--') {
+      i++;
+      break;
+    }
+    if (arg === '--new') {
+      o.newAgent = true;
+      continue;
+    }
+    if (!arg.startsWith('-') || arg === '-') break;
+    if (arg.startsWith('--')) throw new UsageError(`unknown option -- ${arg.slice(2)}`);
+    for (let j = 1; j < arg.length; j++) {
+      const ch = arg[j];
+      const takesArg = 'EaOPt'.includes(ch);
+      let value = '';
+      if (takesArg) {
+        value = arg.slice(j + 1) || argv[++i];
+        if (value === undefined) throw new UsageError(`option requires an argument -- ${ch}`);
+        j = arg.length;
+      }
+      switch (ch) {
+        case 'c':
+          if (sFlag) throw new UsageError('-c and -s are exclusive');
+          cFlag = true;
+          break;
+        case 's':
+          if (cFlag) throw new UsageError('-c and -s are exclusive');
+          sFlag = true;
+          break;
+        case 'd':
+        case 'D':
+          if (o.debug || o.foreground) throw new UsageError('-d and -D are exclusive');
+          if (ch === 'd') o.debug = true;
+          else o.foreground = true;
+          break;
+        case 'k':
+          o.kill = true;
+          break;
+        case 'a':
+          o.bindAddress = value;
+          break;
+        case 'E':
+          if (value !== 'sha256' && value !== 'md5')
+            throw new UsageError(`Invalid hash algorithm "${value}"`);
+          o.fingerprintHash = value;
+          break;
+        case 'O':
+          if (value !== 'no-restrict-websafe' && value !== 'allow-remote-pkcs11')
+            throw new UsageError(`Unknown -O option "${value}"`);
+          o.options.push(value);
+          break;
+        case 'P':
+          o.allowedProviders = value;
+          break;
+        case 't': {
+          const t = parseLifetime(value);
+          if (t === null) throw new UsageError('Invalid lifetime');
+          o.lifetime = t;
+          break;
+        }
+        default:
+          throw new UsageError(`unknown option -- ${ch}`);
+      }
+    }
+  }
+  o.command = argv.slice(i);
+  if (o.command.length > 0 && (cFlag || sFlag || o.kill || o.debug || o.foreground))
+    throw new UsageError('a command cannot be combined with -c, -s, -k, -d or -D');
+  if (cFlag) o.shell = 'csh';
+  else if (sFlag) o.shell = 'sh';
+  return o;
+}
+
+/** Which shell syntax to print: -c/-s, else csh if $SHELL ends in "csh" (as ssh-agent). */
+export function shellSyntax(o: AgentOptions, env: NodeJS.ProcessEnv): 'sh' | 'csh' {
+  if (o.shell) return o.shell;
+  const sh = env.SHELL ?? '';
+  return sh.length > 2 && sh.endsWith('csh') ? 'csh' : 'sh';
+}
+
+export function envLines(syntax: 'sh' | 'csh', sock: string, pid?: number): string {
+  const set = (k: string, v: string) =>
+    syntax === 'csh' ? `setenv ${k} ${v};\n` : `${k}=${v}; export ${k};\n`;
+  let s = set('SSH_AUTH_SOCK', sock);
+  if (pid !== undefined) s += set('SSH_AGENT_PID', String(pid));
+  return s;
+}
