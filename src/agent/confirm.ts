@@ -7,7 +7,11 @@ import { spawn } from 'node:child_process';
 export const DEFAULT_ASKPASS = '/usr/bin/ssh-askpass';
 
 /** Run the askpass program; resolves true only on an affirmative answer. */
-export function askConfirm(prompt: string, env: NodeJS.ProcessEnv = process.env, timeoutMs = 120_000): Promise<boolean> {
+export function askConfirm(
+  prompt: string,
+  env: NodeJS.ProcessEnv = process.env,
+  timeoutMs = 120_000,
+): Promise<boolean> {
   const program = env.SSH_ASKPASS || DEFAULT_ASKPASS;
   return new Promise((resolve) => {
     let out = '';

@@ -9,10 +9,25 @@ export interface Entry {
   key: PrivateKey;
   comment: Buffer;
   confirm: boolean;
+  /** Came from the vault: dropped from memory on lock, restored by unlocking the vault. */
+  fromVault: boolean;
   /** ms since epoch, or undefined for no expiry. */
   expiresAt?: number;
   timer?: NodeJS.Timeout;
 }
+
+/** An identity to load, as the vault hands it over. */
+export interface NewIdentity {
+  key: PrivateKey;
+  comment: Buffer;
+  constraints: Constraints;
+}
+
+/**
+ * Opens the key store with a passphrase: the identities it holds, or null if
+ * the passphrase does not open it. (The vault, wired in by the daemon.)
+ */
+export type Unlocker = (passphrase: Buffer) => Promise<NewIdentity[] | null>;
 
 /** Asks the user whether an identity may be used; the context says who asked. */
 export type Confirmer<C> = (entry: Entry, context: C) => Promise<boolean>;
@@ -29,13 +44,16 @@ export interface KeyringOptions<C> {
   unlockDelayMs?: number;
   maxIdentities?: number;
   now?: () => number;
+  /** The vault: when set, its passphrase also unlocks, and loads its identities. */
+  unlocker?: Unlocker;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class Keyring<C = unknown> {
   private readonly entries = new Map<string, Entry>();
-  private lockHash: { salt: Buffer; hash: Buffer } | null = null;
+  /** null = unlocked; otherwise locked, and `hash` (if any) is the lock passphrase's. */
+  private lockState: { hash?: { salt: Buffer; hash: Buffer } } | null = null;
   private failedUnlocks = 0;
   private unlockQueue: Promise<unknown> = Promise.resolve();
   private readonly now: () => number;
@@ -45,7 +63,13 @@ export class Keyring<C = unknown> {
   }
 
   get locked(): boolean {
-    return this.lockHash !== null;
+    return this.lockState !== null;
+  }
+
+  /** Start locked with no lock passphrase: only the vault's passphrase opens it. */
+  lockForVault(): void {
+    this.lockState ??= {};
+    this.dropVaultKeys();
   }
 
   get size(): number {
@@ -71,7 +95,12 @@ export class Keyring<C = unknown> {
    * Add or replace an identity. Returns an error string if it is refused.
    * Re-adding a key keeps its position and takes the new comment and constraints.
    */
-  add(key: PrivateKey, comment: Buffer, constraints: Constraints): string | null {
+  add(
+    key: PrivateKey,
+    comment: Buffer,
+    constraints: Constraints,
+    fromVault = false,
+  ): string | null {
     if (this.locked) return 'agent is locked';
     if (constraints.maxSign !== undefined) return 'maxsign is only for XMSS keys';
     if (constraints.extensions.length > 0)
@@ -82,7 +111,7 @@ export class Keyring<C = unknown> {
       return `identity limit ${limit} reached`;
     const lifetime = constraints.lifetime ?? this.opts.defaultLifetime;
     this.drop(id);
-    const entry: Entry = { key, comment, confirm: !!constraints.confirm };
+    const entry: Entry = { key, comment, confirm: !!constraints.confirm, fromVault };
     if (
       lifetime !== undefined &&
       lifetime >= 0 &&
@@ -132,28 +161,41 @@ export class Keyring<C = unknown> {
     }
   }
 
-  /** Lock with a passphrase; fails if already locked. */
+  /**
+   * Lock with a passphrase; fails if already locked. Vault identities are
+   * dropped from memory; the others stay, unusable until unlocked.
+   */
   async lock(passphrase: Buffer): Promise<boolean> {
     if (this.locked) return false;
-    const salt = crypto.randomBytes(16);
     // Set the lock before the (async) hash so no request slips through meanwhile.
-    this.lockHash = { salt, hash: Buffer.alloc(0) };
-    this.lockHash.hash = await hashPassphrase(passphrase, salt);
+    const state: { hash?: { salt: Buffer; hash: Buffer } } = {};
+    this.lockState = state;
+    this.dropVaultKeys();
+    const salt = crypto.randomBytes(16);
+    state.hash = { salt, hash: await hashPassphrase(passphrase, salt) };
     return true;
   }
 
   /**
-   * Unlock; a wrong passphrase is answered after a delay that grows with each
-   * failure. Attempts are serialised, so parallel connections cannot go faster.
+   * Unlock with the lock passphrase or, when there is a vault, the vault's
+   * passphrase (which also loads its identities). A wrong passphrase is answered
+   * after a delay that grows with each failure; attempts are serialised, so
+   * parallel connections cannot guess faster.
    */
   unlock(passphrase: Buffer): Promise<boolean> {
     const attempt = this.unlockQueue.then(async () => {
-      const lock = this.lockHash;
-      if (!lock) return false;
-      const hash = await hashPassphrase(passphrase, lock.salt);
-      if (lock.hash.length === hash.length && crypto.timingSafeEqual(lock.hash, hash)) {
-        this.lockHash = null;
+      const state = this.lockState;
+      if (!state) return false;
+      let ok = false;
+      if (state.hash) {
+        const hash = await hashPassphrase(passphrase, state.hash.salt);
+        ok = crypto.timingSafeEqual(state.hash.hash, hash);
+      }
+      const fromVault = this.opts.unlocker ? await this.opts.unlocker(passphrase) : null;
+      if (ok || fromVault) {
+        this.lockState = null;
         this.failedUnlocks = 0;
+        for (const id of fromVault ?? []) this.add(id.key, id.comment, id.constraints, true);
         return true;
       }
       this.failedUnlocks = Math.min(this.failedUnlocks + 1, 100);
@@ -162,6 +204,10 @@ export class Keyring<C = unknown> {
     });
     this.unlockQueue = attempt.catch(() => undefined);
     return attempt;
+  }
+
+  private dropVaultKeys(): void {
+    for (const [id, e] of this.entries) if (e.fromVault) this.drop(id);
   }
 
   /** Drop every identity and cancel timers (shutdown). */

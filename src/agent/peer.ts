@@ -30,7 +30,9 @@ function loadLibc(): Libc | null {
     const koffi = require('koffi');
     const lib = koffi.load('libc.so.6');
     libc = {
-      getsockopt: lib.func('int getsockopt(int, int, int, _Out_ uint8_t *buf, _Inout_ uint32_t *len)'),
+      getsockopt: lib.func(
+        'int getsockopt(int, int, int, _Out_ uint8_t *buf, _Inout_ uint32_t *len)',
+      ),
       prctl: lib.func('int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)'),
     };
   } catch {

@@ -31,8 +31,10 @@ export interface AgentServerOptions {
   maxConnections?: number;
   /** Close a connection that sends nothing for this long (ms); 0 = never. */
   idleTimeoutMs?: number;
-  /** Called on a malformed LOCK/UNLOCK after the agent has been locked. */
-  onSafetyLock?: (secret: Buffer) => void;
+  /** Receives the secret of an owner lock (see lockForOwner) so the owner can unlock. */
+  onOwnerLock?: (secret: Buffer) => void;
+  /** Uids allowed to connect besides root (default: only this process's own uid). */
+  allowedUids?: number[];
   /** Looks up the peer of a new connection (SO_PEERCRED), if the platform allows. */
   peerOf?: (socket: net.Socket) => ConnectionContext['peer'];
 }
@@ -87,7 +89,13 @@ export class AgentServer {
     try {
       ctx.peer = this.opts.peerOf?.(socket);
     } catch {
-      // Peer credentials are best effort here; the hardening layer decides policy.
+      // No peer credentials on this platform: the socket's 0600 mode is the only guard.
+    }
+    const allowed = this.opts.allowedUids ?? [process.getuid?.() ?? 0];
+    if (ctx.peer && ctx.peer.uid !== 0 && !allowed.includes(ctx.peer.uid)) {
+      this.log(`refusing connection from uid ${ctx.peer.uid} (pid ${ctx.peer.pid})`);
+      socket.destroy();
+      return;
     }
     this.sockets.add(socket);
     this.log(
@@ -214,18 +222,35 @@ export class AgentServer {
 
   /**
    * OpenSSH's agent exits on a malformed LOCK/UNLOCK. We reach the same safety
-   * without dying: lock the agent under a fresh secret, drop the connection,
-   * keep serving everyone else. The owner recovers via opts.onSafetyLock.
+   * without dying: lock, drop the connection, keep serving everyone else.
    */
   private async safetyLock(ctx: ConnectionContext, socket: net.Socket): Promise<'close'> {
     socket.pause();
-    if (!this.keyring.locked) {
-      const secret = crypto.randomBytes(32);
-      await this.keyring.lock(secret);
-      this.log(`connection ${ctx.id}: malformed lock request; agent locked for safety`);
-      this.opts.onSafetyLock?.(secret);
-    }
+    await this.lockForOwner(`malformed lock request on connection ${ctx.id}`);
     return 'close';
+  }
+
+  /**
+   * Lock under a fresh random secret that only the owner can learn (through
+   * opts.onOwnerLock, e.g. a file in the agent's private directory); the vault
+   * passphrase, if any, unlocks too. Used for SIGUSR1 and malformed locks.
+   */
+  async lockForOwner(reason: string): Promise<boolean> {
+    if (this.keyring.locked) {
+      this.keyring.lockForVault(); // already locked: still drop decrypted vault keys
+      return false;
+    }
+    // Hex text, so a person can also type it into `ssh-add -X`.
+    const secret = Buffer.from(crypto.randomBytes(32).toString('hex'));
+    try {
+      this.opts.onOwnerLock?.(secret);
+    } catch (e) {
+      // Lock all the same: safety first, recovery through the vault passphrase.
+      this.log(`could not store the recovery secret: ${(e as Error).message}`);
+    }
+    await this.keyring.lock(secret);
+    this.log(`agent locked: ${reason}`);
+    return true;
   }
 
   private extension(name: string, contents: Buffer, ctx: ConnectionContext): Response {

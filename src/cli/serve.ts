@@ -8,7 +8,7 @@ import { Entry, Keyring } from '../agent/keyring';
 import { fingerprint } from '../agent/keys';
 import { disableDumping, peerCredentials, processCommand } from '../agent/peer';
 import { AgentServer, ConnectionContext, Logger } from '../agent/server';
-import { CliError, DaemonConfig } from './daemon';
+import { AgentPaths, CliError, DaemonConfig } from './daemon';
 
 export interface RunningAgent {
   server: AgentServer;
@@ -30,6 +30,11 @@ export function confirmPrompt(
   return p;
 }
 
+/** Where an owner lock's secret is kept: readable by the agent's owner only. */
+export function recoveryPath(paths: AgentPaths): string {
+  return paths.dir ? path.join(paths.dir, 'recovery') : `${paths.sock}.recovery`;
+}
+
 export async function serveAgent(
   cfg: DaemonConfig,
   log: Logger,
@@ -44,15 +49,14 @@ export async function serveAgent(
     confirm: (entry, ctx) => askConfirm(confirmPrompt(entry, ctx, cfg.fingerprintHash), env),
   });
   const { paths } = cfg;
+  const recoveryFile = recoveryPath(paths);
   const server = new AgentServer(keyring, {
     log,
     peerOf: peerCredentials,
-    onSafetyLock: (secret) => {
-      // Only the owner (who can read the private directory) can recover.
-      if (paths.dir)
-        fs.writeFileSync(path.join(paths.dir, 'recovery'), secret.toString('hex') + '\n', {
-          mode: 0o600,
-        });
+    onOwnerLock: (secret) => {
+      // Only the owner can read it: 0600, created anew (never through a planted link).
+      fs.rmSync(recoveryFile, { force: true });
+      fs.writeFileSync(recoveryFile, secret.toString() + '\n', { mode: 0o600, flag: 'wx' });
     },
   });
   try {
@@ -75,7 +79,7 @@ export async function serveAgent(
       await server.close();
       fs.rmSync(paths.sock, { force: true });
       if (paths.pidFile) fs.rmSync(paths.pidFile, { force: true });
-      if (paths.dir) fs.rmSync(path.join(paths.dir, 'recovery'), { force: true });
+      fs.rmSync(recoveryFile, { force: true });
       if (paths.removeDir && paths.dir) {
         try {
           fs.rmdirSync(paths.dir);
@@ -84,6 +88,8 @@ export async function serveAgent(
         }
       }
     })());
+  // A screen locker or suspend hook locks the agent with `kill -USR1 PID`.
+  process.on('SIGUSR1', () => void server.lockForOwner('SIGUSR1'));
   for (const sig of signals) {
     process.on(sig, () => {
       log(`received ${sig}, exiting`);
