@@ -147,10 +147,28 @@ function ecdsaKey(curve: string, q: Buffer, d: Buffer): crypto.KeyObject {
   } catch {
     throw new WireError('invalid ECDSA key');
   }
-  const derived = crypto.createPublicKey(key).export({ format: 'jwk' });
-  if (derived.x !== x || derived.y !== y)
+  // createPrivateKey keeps the given public point without checking it against d,
+  // so derive d·G independently (setPrivateKey also refuses d = 0 and d >= order).
+  const ecdh = crypto.createECDH(EC_OPENSSL_NAMES[crv]);
+  try {
+    ecdh.setPrivateKey(padTo(d, size));
+  } catch {
+    throw new WireError('invalid ECDSA private key');
+  }
+  if (!ecdh.getPublicKey().equals(q))
     throw new WireError('ECDSA private key does not match public');
   return key;
+}
+
+const EC_OPENSSL_NAMES: Record<string, string> = {
+  'P-256': 'prime256v1',
+  'P-384': 'secp384r1',
+  'P-521': 'secp521r1',
+};
+
+function gcd(a: bigint, b: bigint): bigint {
+  while (b !== 0n) [a, b] = [b, a % b];
+  return a;
 }
 
 function rsaKey(e: Buffer, n: Buffer, dBuf: Buffer, p: Buffer, q: Buffer): crypto.KeyObject {
@@ -159,6 +177,10 @@ function rsaKey(e: Buffer, n: Buffer, dBuf: Buffer, p: Buffer, q: Buffer): crypt
     throw new WireError(`RSA key of ${bits} bits refused`);
   const [N, D, P, Q] = [big(n), big(dBuf), big(p), big(q)];
   if (P * Q !== N || P < 2n || Q < 2n) throw new WireError('RSA primes do not match modulus');
+  // Nor does Node check d against e: a wrong d would only show as invalid signatures.
+  const lambda = ((P - 1n) * (Q - 1n)) / gcd(P - 1n, Q - 1n);
+  if ((big(e) * D) % lambda !== 1n)
+    throw new WireError('RSA private exponent does not match public');
   const jwk = {
     kty: 'RSA',
     n: b64u(n),

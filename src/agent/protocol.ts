@@ -257,10 +257,13 @@ export function decodeResponse(msg: Buffer): Response {
   const code = r.byte();
   switch (code) {
     case MSG.SUCCESS:
+      r.end();
       return { type: 'success' };
     case MSG.FAILURE:
+      r.end();
       return { type: 'failure' };
     case MSG.EXTENSION_FAILURE:
+      r.end();
       return { type: 'extension-failure' };
     case MSG.IDENTITIES_ANSWER: {
       const n = r.uint32();

@@ -61,7 +61,9 @@ export class WireReader {
   mpint(): Buffer {
     const b = this.string();
     if (b.length > 0 && b[0] & 0x80) throw new WireError('negative mpint');
-    if (b.length > 1 && b[0] === 0 && !(b[1] & 0x80)) throw new WireError('mpint not minimal');
+    // Zero is the empty string; a 00 byte may only precede a byte with the top bit set.
+    if (b.length > 0 && b[0] === 0 && (b.length === 1 || !(b[1] & 0x80)))
+      throw new WireError('mpint not minimal');
     return b[0] === 0 ? b.subarray(1) : b;
   }
 
