@@ -2,6 +2,12 @@
 // It knows nothing of sockets; the server turns requests into calls on it.
 
 import * as crypto from 'node:crypto';
+import {
+  BindState,
+  DestinationConstraint,
+  checkSignDestination,
+  identityPermitted,
+} from './destination';
 import { Constraints, Identity } from './protocol';
 import { PrivateKey, sign } from './keys';
 
@@ -9,6 +15,10 @@ export interface Entry {
   key: PrivateKey;
   comment: Buffer;
   confirm: boolean;
+  /** Ask only when used through a forwarded connection. */
+  confirmForwarded: boolean;
+  /** Hops the key may be used on (ssh-add -h); empty = anywhere. */
+  destinations: DestinationConstraint[];
   /** Came from the vault: dropped from memory on lock, restored by unlocking the vault. */
   fromVault: boolean;
   /** ms since epoch, or undefined for no expiry. */
@@ -21,6 +31,7 @@ export interface NewIdentity {
   key: PrivateKey;
   comment: Buffer;
   constraints: Constraints;
+  confirmForwarded?: boolean;
 }
 
 /**
@@ -29,16 +40,40 @@ export interface NewIdentity {
  */
 export type Unlocker = (passphrase: Buffer) => Promise<NewIdentity[] | null>;
 
+/** What a sign request is for, as far as the agent can tell. */
+export interface SignDetails {
+  /** Host names of the hops, from the matching destination constraints (null = unnamed). */
+  hosts: (string | null)[];
+  /** The user being logged in as, when the data is a userauth request of a constrained key. */
+  user?: string;
+  forwarded: boolean;
+}
+
 /** Asks the user whether an identity may be used; the context says who asked. */
-export type Confirmer<C> = (entry: Entry, context: C) => Promise<boolean>;
+export type Confirmer<C> = (entry: Entry, context: C, details: SignDetails) => Promise<boolean>;
 
 export type SignResult =
-  | { ok: true; signature: Buffer }
-  | { ok: false; reason: 'locked' | 'unknown-key' | 'refused' | 'error' };
+  | { ok: true; signature: Buffer; entry: Entry; details: SignDetails }
+  | {
+      ok: false;
+      reason: 'locked' | 'unknown-key' | 'destination' | 'refused' | 'error';
+      detail?: string;
+      entry?: Entry;
+      details?: SignDetails;
+    };
+
+/** The connection facts the keyring's policy uses; anything else is the caller's. */
+export type RequestContext = Partial<BindState>;
+
+function bindState(ctx: RequestContext | undefined): BindState {
+  return { binds: ctx?.binds ?? [], bindAttempted: ctx?.bindAttempted ?? false };
+}
 
 export interface KeyringOptions<C> {
   /** Default lifetime (seconds) for identities added without one (ssh-agent -t). */
   defaultLifetime?: number;
+  /** Ask before any use through a forwarded connection, whatever the key's constraints. */
+  confirmForwarded?: boolean;
   confirm?: Confirmer<C>;
   /** Base of the growing delay after a wrong unlock passphrase (OpenSSH: 100 ms). */
   unlockDelayMs?: number;
@@ -50,7 +85,7 @@ export interface KeyringOptions<C> {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export class Keyring<C = unknown> {
+export class Keyring<C extends RequestContext = RequestContext> {
   private readonly entries = new Map<string, Entry>();
   /** null = unlocked; otherwise locked, and `hash` (if any) is the lock passphrase's. */
   private lockState: { hash?: { salt: Buffer; hash: Buffer } } | null = null;
@@ -76,14 +111,17 @@ export class Keyring<C = unknown> {
     return this.entries.size;
   }
 
-  /** Identities in the order they were added; empty while locked, as with OpenSSH. */
-  list(): Identity[] {
+  /**
+   * Identities in the order they were added, without those this connection may
+   * not use (destination constraints); empty while locked, as with OpenSSH.
+   */
+  list(ctx?: RequestContext): Identity[] {
     if (this.locked) return [];
     this.reap();
-    return [...this.entries.values()].map((e) => ({
-      keyBlob: e.key.publicBlob,
-      comment: e.comment,
-    }));
+    const state = bindState(ctx);
+    return [...this.entries.values()]
+      .filter((e) => identityPermitted(e.destinations, state, null).ok)
+      .map((e) => ({ keyBlob: e.key.publicBlob, comment: e.comment }));
   }
 
   entriesView(): readonly Entry[] {
@@ -99,19 +137,27 @@ export class Keyring<C = unknown> {
     key: PrivateKey,
     comment: Buffer,
     constraints: Constraints,
-    fromVault = false,
+    opts: { fromVault?: boolean; confirmForwarded?: boolean; ctx?: RequestContext } = {},
   ): string | null {
     if (this.locked) return 'agent is locked';
     if (constraints.maxSign !== undefined) return 'maxsign is only for XMSS keys';
-    if (constraints.extensions.length > 0)
-      return `constraint ${constraints.extensions[0].name} is not supported yet`;
     const id = key.publicBlob.toString('base64');
+    const existing = this.entries.get(id);
+    if (existing && !identityPermitted(existing.destinations, bindState(opts.ctx), null).ok)
+      return 'identity not visible to this connection';
     const limit = this.opts.maxIdentities ?? 10000;
     if (!this.entries.has(id) && this.entries.size >= limit)
       return `identity limit ${limit} reached`;
     const lifetime = constraints.lifetime ?? this.opts.defaultLifetime;
     this.drop(id);
-    const entry: Entry = { key, comment, confirm: !!constraints.confirm, fromVault };
+    const entry: Entry = {
+      key,
+      comment,
+      confirm: !!constraints.confirm,
+      confirmForwarded: !!opts.confirmForwarded,
+      destinations: constraints.destinations ?? [],
+      fromVault: !!opts.fromVault,
+    };
     if (
       lifetime !== undefined &&
       lifetime >= 0 &&
@@ -126,10 +172,14 @@ export class Keyring<C = unknown> {
     return null;
   }
 
-  remove(blob: Buffer): boolean {
+  remove(blob: Buffer, ctx?: RequestContext): boolean {
     if (this.locked) return false;
     this.reap();
-    return this.drop(blob.toString('base64'));
+    const id = blob.toString('base64');
+    const e = this.entries.get(id);
+    // An identity this connection may not see, it may not remove either.
+    if (!e || !identityPermitted(e.destinations, bindState(ctx), null).ok) return false;
+    return this.drop(id);
   }
 
   removeAll(): boolean {
@@ -148,16 +198,24 @@ export class Keyring<C = unknown> {
   async sign(blob: Buffer, data: Buffer, flags: number, context: C): Promise<SignResult> {
     const entry = this.find(blob);
     if (!entry) return { ok: false, reason: this.locked ? 'locked' : 'unknown-key' };
-    if (entry.confirm) {
-      const allowed = this.opts.confirm ? await this.opts.confirm(entry, context) : false;
-      if (!allowed) return { ok: false, reason: 'refused' };
+    const state = bindState(context);
+    const forwarded = state.binds.some((b) => b.forwarded);
+    const dest = checkSignDestination(entry.destinations, state, blob, data);
+    if (!dest.ok) return { ok: false, reason: 'destination', detail: dest.reason, entry };
+    const details: SignDetails = { hosts: dest.hosts, user: dest.user, forwarded };
+    const mustConfirm =
+      entry.confirm || (forwarded && (entry.confirmForwarded || !!this.opts.confirmForwarded));
+    if (mustConfirm) {
+      const allowed = this.opts.confirm ? await this.opts.confirm(entry, context, details) : false;
+      if (!allowed) return { ok: false, reason: 'refused', detail: 'user refused', entry, details };
       // The key may have been removed, or the agent locked, while the user was asked.
-      if (this.find(blob) !== entry) return { ok: false, reason: 'refused' };
+      if (this.find(blob) !== entry)
+        return { ok: false, reason: 'refused', detail: 'key removed while asking', entry, details };
     }
     try {
-      return { ok: true, signature: await sign(entry.key, data, flags) };
-    } catch {
-      return { ok: false, reason: 'error' };
+      return { ok: true, signature: await sign(entry.key, data, flags), entry, details };
+    } catch (e) {
+      return { ok: false, reason: 'error', detail: (e as Error).message, entry, details };
     }
   }
 
@@ -195,7 +253,11 @@ export class Keyring<C = unknown> {
       if (ok || fromVault) {
         this.lockState = null;
         this.failedUnlocks = 0;
-        for (const id of fromVault ?? []) this.add(id.key, id.comment, id.constraints, true);
+        for (const id of fromVault ?? [])
+          this.add(id.key, id.comment, id.constraints, {
+            fromVault: true,
+            confirmForwarded: id.confirmForwarded,
+          });
         return true;
       }
       this.failedUnlocks = Math.min(this.failedUnlocks + 1, 100);

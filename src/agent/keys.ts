@@ -93,25 +93,56 @@ export function baseKeyType(keyType: string): string {
   return keyType.endsWith(CERT_SUFFIX) ? keyType.slice(0, -CERT_SUFFIX.length) : keyType;
 }
 
-/** Parse a certificate blob far enough to find the key it certifies (PROTOCOL.certkeys). */
-function certPublicParts(cert: Buffer, keyType: string): PublicParts {
+/** The fields of an OpenSSH certificate (PROTOCOL.certkeys) that policy needs. */
+export interface Certificate {
+  keyType: string;
+  type: number; // 1 = user, 2 = host
+  keyId: string;
+  principals: string[];
+  validAfter: bigint;
+  validBefore: bigint;
+  signatureKey: Buffer;
+}
+
+function readCertificate(cert: Buffer, keyType: string): { cert: Certificate; parts: PublicParts } {
   const r = new WireReader(cert);
   if (r.text() !== keyType) throw new WireError('certificate type does not match key type');
   r.string(); // nonce
   const parts = readPublicParts(r, baseKeyType(keyType));
   r.uint64(); // serial
-  r.uint32(); // cert type
-  r.string(); // key id
-  r.string(); // principals
-  r.uint64(); // valid after
-  r.uint64(); // valid before
+  const type = r.uint32();
+  // Lenient: OpenSSH does not require UTF-8 here, and policy compares exact strings.
+  const keyId = r.string().toString('utf8');
+  const pr = new WireReader(r.string());
+  const principals: string[] = [];
+  while (pr.remaining > 0) principals.push(pr.string().toString('utf8'));
+  const validAfter = r.uint64();
+  const validBefore = r.uint64();
   r.string(); // critical options
   r.string(); // extensions
   r.string(); // reserved
-  r.string(); // signature key
+  const signatureKey = Buffer.from(r.string());
   r.string(); // signature
   r.end();
-  return parts;
+  return {
+    cert: { keyType, type, keyId, principals, validAfter, validBefore, signatureKey },
+    parts,
+  };
+}
+
+/** Parse a certificate blob; null if it is not one (or is malformed). */
+export function parseCertificate(blob: Buffer): Certificate | null {
+  try {
+    const keyType = new WireReader(blob).text();
+    if (!keyType.endsWith(CERT_SUFFIX)) return null;
+    return readCertificate(blob, keyType).cert;
+  } catch {
+    return null;
+  }
+}
+
+function certPublicParts(cert: Buffer, keyType: string): PublicParts {
+  return readCertificate(cert, keyType).parts;
 }
 
 function publicBlobOf(keyType: string, p: PublicParts): Buffer {

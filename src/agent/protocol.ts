@@ -2,6 +2,7 @@
 // decodeRequest never throws: an unknown or malformed message is itself a value,
 // so the server can answer it with FAILURE instead of tearing the connection down.
 
+import { DestinationConstraint, parseDestinationConstraints } from './destination';
 import { PrivateKey, readPrivateKey } from './keys';
 import { WireError, WireReader, WireWriter } from './wire';
 
@@ -41,6 +42,8 @@ export interface Constraints {
   confirm?: boolean;
   maxSign?: number;
   extensions: ConstraintExtension[];
+  /** Parsed from restrict-destination-v00@openssh.com by the decoder. */
+  destinations?: DestinationConstraint[];
 }
 
 export type Request =
@@ -93,7 +96,9 @@ function decodeConstraints(r: WireReader): Constraints {
           throw new WireError(`unsupported constraint extension ${JSON.stringify(name)}`);
         if (c.extensions.some((e) => e.name === name))
           throw new WireError(`constraint ${name} repeated`);
-        c.extensions.push({ name, data: r.string() });
+        const data = r.string();
+        c.destinations = parseDestinationConstraints(data);
+        c.extensions.push({ name, data });
         break;
       }
       default:

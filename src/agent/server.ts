@@ -4,23 +4,25 @@
 
 import * as crypto from 'node:crypto';
 import * as net from 'node:net';
-import { Keyring } from './keyring';
+import { SessionBind } from './destination';
+import { Keyring, SignResult } from './keyring';
 import { verifySignature } from './keys';
 import { MAX_MESSAGE, Request, Response, decodeRequest, encodeResponse } from './protocol';
 import { WireReader } from './wire';
-
-/** One session-bind@openssh.com record: which host the connection's ssh client talked to. */
-export interface SessionBind {
-  hostKey: Buffer;
-  sessionId: Buffer;
-  forwarded: boolean;
-}
 
 /** What the server knows about the client of one connection. */
 export interface ConnectionContext {
   id: number;
   binds: SessionBind[];
+  bindAttempted: boolean;
   peer?: { pid: number; uid: number; gid: number };
+}
+
+/** One sign request and what became of it (for the audit log). */
+export interface SignEvent {
+  ctx: ConnectionContext;
+  keyBlob: Buffer;
+  result: SignResult;
 }
 
 export type Logger = (msg: string) => void;
@@ -35,6 +37,8 @@ export interface AgentServerOptions {
   onOwnerLock?: (secret: Buffer) => void;
   /** Uids allowed to connect besides root (default: only this process's own uid). */
   allowedUids?: number[];
+  /** Called after every sign request, allowed or refused. */
+  onSign?: (event: SignEvent) => void;
   /** Looks up the peer of a new connection (SO_PEERCRED), if the platform allows. */
   peerOf?: (socket: net.Socket) => ConnectionContext['peer'];
 }
@@ -85,7 +89,7 @@ export class AgentServer {
       socket.destroy();
       return;
     }
-    const ctx: ConnectionContext = { id: this.nextId++, binds: [] };
+    const ctx: ConnectionContext = { id: this.nextId++, binds: [], bindAttempted: false };
     try {
       ctx.peer = this.opts.peerOf?.(socket);
     } catch {
@@ -181,21 +185,28 @@ export class AgentServer {
     const ok = (b: boolean): Response => ({ type: b ? 'success' : 'failure' });
     switch (req.type) {
       case 'request-identities':
-        return { type: 'identities', identities: kr.list() };
+        return { type: 'identities', identities: kr.list(ctx) };
       case 'sign': {
         const res = await kr.sign(req.keyBlob, req.data, req.flags, ctx);
+        try {
+          this.opts.onSign?.({ ctx, keyBlob: req.keyBlob, result: res });
+        } catch (e) {
+          this.log(`audit failed: ${(e as Error).message}`);
+        }
         if (res.ok) return { type: 'signature', signature: res.signature };
-        this.log(`connection ${ctx.id}: sign refused: ${res.reason}`);
+        this.log(
+          `connection ${ctx.id}: sign refused: ${res.reason}${res.detail ? ` (${res.detail})` : ''}`,
+        );
         return { type: 'failure' };
       }
       case 'add': {
-        const err = kr.add(req.key, req.comment, req.constraints);
+        const err = kr.add(req.key, req.comment, req.constraints, { ctx });
         if (err) this.log(`connection ${ctx.id}: add refused: ${err}`);
         else this.log(`connection ${ctx.id}: added ${req.key.keyType} key`);
         return ok(err === null);
       }
       case 'remove':
-        return ok(kr.remove(req.keyBlob));
+        return ok(kr.remove(req.keyBlob, ctx));
       case 'remove-all':
         return ok(kr.removeAll());
       case 'lock':
@@ -276,6 +287,7 @@ export class AgentServer {
 
   /** Verify and record a session bind, with OpenSSH's rules (ssh-agent.c process_ext_session_bind). */
   private sessionBind(contents: Buffer, ctx: ConnectionContext): string | null {
+    ctx.bindAttempted = true;
     let bind: SessionBind;
     let signature: Buffer;
     try {

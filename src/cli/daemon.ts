@@ -165,11 +165,43 @@ export interface DaemonConfig {
   paths: AgentPaths;
   lifetime?: number;
   fingerprintHash: 'sha256' | 'md5';
+  confirmForwarded?: boolean;
+  /** Where sign requests are logged (JSON lines); none if unset. */
+  auditLog?: string;
+  /** The vault file, if the agent serves one. */
+  vault?: string;
+  /** Lock after this many idle seconds. */
+  lockAfter?: number;
+}
+
+/** Data files live beside the vault: `$XDG_DATA_HOME/tsagent/` by default. */
+function defaultVaultPath(env: NodeJS.ProcessEnv): string {
+  const xdg = env.XDG_DATA_HOME;
+  const base = xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.local', 'share');
+  return path.join(base, 'tsagent', 'vault');
+}
+
+/** The agent's settings from its command line and environment. */
+export function daemonConfig(o: AgentOptions, paths: AgentPaths, env = process.env): DaemonConfig {
+  const vault = path.resolve(o.vault ?? env.TSAGENT_VAULT ?? defaultVaultPath(env));
+  // The audit log sits next to the vault, once there is a vault directory.
+  let auditLog = o.auditLog ?? env.TSAGENT_AUDIT_LOG;
+  if (!auditLog && fs.existsSync(path.dirname(vault)))
+    auditLog = path.join(path.dirname(vault), 'audit.log');
+  return {
+    paths,
+    lifetime: o.lifetime,
+    fingerprintHash: o.fingerprintHash,
+    confirmForwarded: o.confirmForwarded,
+    auditLog: auditLog && path.resolve(auditLog),
+    vault,
+    lockAfter: o.lockAfter,
+  };
 }
 
 /** Fork the agent into the background; resolves to its pid once it is listening. */
 function spawnBackground(o: AgentOptions, paths: AgentPaths, mainScript: string): Promise<number> {
-  const config: DaemonConfig = { paths, lifetime: o.lifetime, fingerprintHash: o.fingerprintHash };
+  const config = daemonConfig(o, paths);
   const child = spawn(process.execPath, [mainScript, '--internal-daemon', JSON.stringify(config)], {
     detached: true,
     stdio: ['ignore', 'ignore', 'ignore', 'pipe'],

@@ -45,7 +45,7 @@ async function daemonChild(configJson: string): Promise<void> {
 }
 
 async function runCommand(o: AgentOptions): Promise<number> {
-  const { freshPaths } = require('./daemon') as typeof import('./daemon');
+  const { freshPaths, daemonConfig } = require('./daemon') as typeof import('./daemon');
   const { serveAgent } = require('./serve') as typeof import('./serve');
   const { spawn } = require('node:child_process') as typeof import('node:child_process');
   const path = require('node:path') as typeof import('node:path');
@@ -54,11 +54,7 @@ async function runCommand(o: AgentOptions): Promise<number> {
     : freshPaths();
   // Like ssh-agent, ignore SIGINT: the command in the foreground handles ^C.
   process.on('SIGINT', () => {});
-  const agent = await serveAgent(
-    { paths, lifetime: o.lifetime, fingerprintHash: o.fingerprintHash },
-    () => {},
-    ['SIGTERM', 'SIGHUP'],
-  );
+  const agent = await serveAgent(daemonConfig(o, paths), () => {}, ['SIGTERM', 'SIGHUP']);
   const env = { ...process.env, SSH_AUTH_SOCK: paths.sock, SSH_AGENT_PID: String(process.pid) };
   return new Promise((resolve) => {
     const child = spawn(o.command[0], o.command.slice(1), { stdio: 'inherit', env });
@@ -102,11 +98,11 @@ async function runAgent(argv: string[]): Promise<number> {
     const paths = o.bindAddress
       ? { sock: path.resolve(o.bindAddress), removeDir: false }
       : daemon.freshPaths();
-    await serveAgent(
-      { paths, lifetime: o.lifetime, fingerprintHash: o.fingerprintHash },
-      o.debug ? debugLog : () => {},
-      ['SIGTERM', 'SIGINT', 'SIGHUP'],
-    );
+    await serveAgent(daemon.daemonConfig(o, paths), o.debug ? debugLog : () => {}, [
+      'SIGTERM',
+      'SIGINT',
+      'SIGHUP',
+    ]);
     await write(
       envLines(shellSyntax(o, process.env), paths.sock) + `echo Agent pid ${process.pid};\n`,
     );

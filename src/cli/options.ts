@@ -12,6 +12,10 @@ export interface AgentOptions {
   allowedProviders?: string; // -P (accepted; PKCS#11 is not supported)
   options: string[]; // -O
   newAgent: boolean; // --new
+  confirmForwarded: boolean; // --confirm-forwarded
+  vault?: string; // --vault PATH
+  auditLog?: string; // --audit-log PATH
+  lockAfter?: number; // --lock-after LIFE, seconds
   command: string[];
 }
 
@@ -19,6 +23,8 @@ export class UsageError extends Error {}
 
 export const USAGE = `usage: tsagent [-c | -s] [-Dd] [-a bind_address] [-E fingerprint_hash]
                [-O option] [-P allowed_providers] [-t life] [--new]
+               [--vault path] [--audit-log path] [--lock-after life]
+               [--confirm-forwarded]
        tsagent [-a bind_address] [-E fingerprint_hash] [-O option]
                [-P allowed_providers] [-t life] command [arg ...]
        tsagent [-c | -s] -k
@@ -57,6 +63,7 @@ export function parseLifetime(s: string): number | null {
 
 export function parseAgentArgs(argv: string[]): AgentOptions {
   const o: AgentOptions = {
+    confirmForwarded: false,
     foreground: false,
     debug: false,
     kill: false,
@@ -74,12 +81,11 @@ export function parseAgentArgs(argv: string[]): AgentOptions {
       i++;
       break;
     }
-    if (arg === '--new') {
-      o.newAgent = true;
+    if (arg.startsWith('--') && arg.length > 2) {
+      i = parseLongOption(o, argv, i);
       continue;
     }
     if (!arg.startsWith('-') || arg === '-') break;
-    if (arg.startsWith('--')) throw new UsageError(`unknown option -- ${arg.slice(2)}`);
     for (let j = 1; j < arg.length; j++) {
       const ch = arg[j];
       const takesArg = 'EaOPt'.includes(ch);
@@ -140,6 +146,39 @@ export function parseAgentArgs(argv: string[]): AgentOptions {
   if (cFlag) o.shell = 'csh';
   else if (sFlag) o.shell = 'sh';
   return o;
+}
+
+/** tsagent's own long options (ssh-agent has none); returns the index of the last argv word used. */
+function parseLongOption(o: AgentOptions, argv: string[], i: number): number {
+  const [name, inline] = argv[i].split(/=(.*)/s, 2);
+  const value = (): string => {
+    if (inline !== undefined) return inline;
+    if (i + 1 >= argv.length) throw new UsageError(`option ${name} requires an argument`);
+    return argv[++i];
+  };
+  switch (name) {
+    case '--new':
+      o.newAgent = true;
+      break;
+    case '--confirm-forwarded':
+      o.confirmForwarded = true;
+      break;
+    case '--vault':
+      o.vault = value();
+      break;
+    case '--audit-log':
+      o.auditLog = value();
+      break;
+    case '--lock-after': {
+      const t = parseLifetime(value());
+      if (t === null || t === 0) throw new UsageError('Invalid --lock-after time');
+      o.lockAfter = t;
+      break;
+    }
+    default:
+      throw new UsageError(`unknown option ${name}`);
+  }
+  return i;
 }
 
 /** Which shell syntax to print: -c/-s, else csh if $SHELL ends in "csh" (as ssh-agent). */

@@ -4,10 +4,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { askConfirm } from '../agent/confirm';
-import { Entry, Keyring } from '../agent/keyring';
+import * as os from 'node:os';
+import { AuditLog, AuditRecord } from '../agent/audit';
+import { Entry, Keyring, SignDetails } from '../agent/keyring';
+import { nameForKey, readKnownHosts } from '../agent/known-hosts';
 import { fingerprint } from '../agent/keys';
 import { disableDumping, peerCredentials, processCommand } from '../agent/peer';
-import { AgentServer, ConnectionContext, Logger } from '../agent/server';
+import { AgentServer, ConnectionContext, Logger, SignEvent } from '../agent/server';
 import { AgentPaths, CliError, DaemonConfig } from './daemon';
 
 export interface RunningAgent {
@@ -15,19 +18,64 @@ export interface RunningAgent {
   shutdown: () => Promise<void>;
 }
 
-/** The confirm prompt: OpenSSH's wording, plus who asked. */
+/**
+ * The hosts a request passed through, this one first: `sparrow → goober → boomer`.
+ * Names come from the matching destination constraint, else known_hosts, else
+ * the host key's fingerprint.
+ */
+export function hopChain(ctx: ConnectionContext, details: SignDetails): string[] {
+  if (ctx.binds.length === 0) return [];
+  const known = readKnownHosts();
+  return [
+    os.hostname(),
+    ...ctx.binds.map(
+      (b, i) => details.hosts[i] ?? nameForKey(known, b.hostKey) ?? fingerprint(b.hostKey),
+    ),
+  ];
+}
+
+/** The confirm prompt: OpenSSH's wording, plus who asked and through which hosts. */
 export function confirmPrompt(
   entry: Entry,
   ctx: ConnectionContext,
+  details: SignDetails,
   hash: 'sha256' | 'md5',
 ): string {
   let p = `Allow use of key ${entry.comment.toString('utf8')}?\nKey fingerprint ${fingerprint(entry.key.publicBlob, hash)}.`;
+  if (details.user) p += `\nPublic key authentication request for user "${details.user}".`;
   if (ctx.peer) {
     const cmd = processCommand(ctx.peer.pid);
     p += `\nRequested by pid ${ctx.peer.pid}${cmd ? ` (${cmd})` : ''}, uid ${ctx.peer.uid}.`;
   }
-  if (ctx.binds.length > 0) p += `\nForwarded through ${ctx.binds.length} ssh session(s).`;
+  const hops = hopChain(ctx, details);
+  if (hops.length > 0)
+    p += `\n${details.forwarded ? 'Forwarded' : 'Login'}: ${hops.join(' \u2192 ')}.`;
   return p;
+}
+
+/** The audit record of one sign request. */
+function auditRecord(ev: SignEvent): AuditRecord {
+  const { ctx, result } = ev;
+  const details = result.details ?? { hosts: [], forwarded: ctx.binds.some((b) => b.forwarded) };
+  return {
+    time: new Date().toISOString(),
+    key: fingerprint(result.entry?.key.publicBlob ?? ev.keyBlob),
+    comment: result.entry?.comment.toString('utf8') ?? '',
+    requester: {
+      pid: ctx.peer?.pid,
+      uid: ctx.peer?.uid,
+      command: ctx.peer ? processCommand(ctx.peer.pid) : undefined,
+    },
+    hops: hopChain(ctx, details),
+    forwarded: details.forwarded,
+    user: details.user,
+    decision: result.ok ? 'allowed' : 'refused',
+    reason: result.ok
+      ? undefined
+      : result.detail
+        ? `${result.reason}: ${result.detail}`
+        : result.reason,
+  };
 }
 
 /** Where an owner lock's secret is kept: readable by the agent's owner only. */
@@ -46,13 +94,17 @@ export async function serveAgent(
   const env = { ...process.env };
   const keyring = new Keyring<ConnectionContext>({
     defaultLifetime: cfg.lifetime,
-    confirm: (entry, ctx) => askConfirm(confirmPrompt(entry, ctx, cfg.fingerprintHash), env),
+    confirmForwarded: cfg.confirmForwarded,
+    confirm: (entry, ctx, details) =>
+      askConfirm(confirmPrompt(entry, ctx, details, cfg.fingerprintHash), env),
   });
+  const audit = cfg.auditLog ? new AuditLog(cfg.auditLog) : undefined;
   const { paths } = cfg;
   const recoveryFile = recoveryPath(paths);
   const server = new AgentServer(keyring, {
     log,
     peerOf: peerCredentials,
+    onSign: audit && ((ev) => audit.append(auditRecord(ev))),
     onOwnerLock: (secret) => {
       // Only the owner can read it: 0600, created anew (never through a planted link).
       fs.rmSync(recoveryFile, { force: true });

@@ -1,0 +1,84 @@
+// The audit log: one JSON line per sign request, allowed or refused, in a
+// 0600 file rotated at a size limit (the previous file is kept as `.1`).
+
+import * as fs from 'node:fs';
+
+export interface AuditRecord {
+  time: string;
+  key: string; // fingerprint
+  comment: string;
+  requester: { pid?: number; uid?: number; command?: string };
+  hops: string[];
+  forwarded: boolean;
+  user?: string;
+  decision: 'allowed' | 'refused';
+  reason?: string;
+}
+
+export const DEFAULT_AUDIT_LIMIT = 1024 * 1024;
+
+export class AuditLog {
+  private size: number;
+
+  constructor(
+    readonly file: string,
+    private readonly limit = DEFAULT_AUDIT_LIMIT,
+  ) {
+    try {
+      this.size = fs.statSync(file).size;
+    } catch {
+      this.size = 0;
+    }
+  }
+
+  /** Append one record. Synchronous: a record must not be lost if the agent is killed next. */
+  append(record: AuditRecord): void {
+    const line = JSON.stringify(record) + '\n';
+    if (this.size + line.length > this.limit && this.size > 0) this.rotate();
+    const fd = fs.openSync(
+      this.file,
+      fs.constants.O_WRONLY |
+        fs.constants.O_APPEND |
+        fs.constants.O_CREAT |
+        fs.constants.O_NOFOLLOW,
+      0o600,
+    );
+    try {
+      fs.writeSync(fd, line);
+    } finally {
+      fs.closeSync(fd);
+    }
+    this.size += Buffer.byteLength(line);
+  }
+
+  private rotate(): void {
+    try {
+      fs.renameSync(this.file, this.file + '.1');
+    } catch {
+      // Nothing to rotate.
+    }
+    this.size = 0;
+  }
+}
+
+/** Read records back (oldest first), from the rotated file and then the current one. */
+export function readAudit(file: string): AuditRecord[] {
+  const out: AuditRecord[] = [];
+  for (const f of [file + '.1', file]) {
+    let text: string;
+    try {
+      text = fs.readFileSync(f, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n')) {
+      if (!line) continue;
+      try {
+        out.push(JSON.parse(line) as AuditRecord);
+      } catch {
+        // A line torn by a crash: skip it.
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,237 @@
+// Destination constraints (`ssh-add -h`, restrict-destination-v00@openssh.com)
+// and the session binds they are checked against, following OpenSSH's
+// ssh-agent.c: a constrained key may only authenticate along listed hops.
+
+import { parseCertificate } from './keys';
+import { WireError, WireReader } from './wire';
+
+/** One session-bind@openssh.com record: the host an ssh client on this connection talked to. */
+export interface SessionBind {
+  hostKey: Buffer;
+  sessionId: Buffer;
+  forwarded: boolean;
+}
+
+/** What a request's connection has told us about where it comes from. */
+export interface BindState {
+  binds: readonly SessionBind[];
+  /** A bind was tried on this connection (even if it failed). */
+  bindAttempted: boolean;
+}
+
+export interface KeySpec {
+  key: Buffer;
+  isCA: boolean;
+}
+
+export interface Hop {
+  user: string | null;
+  hostname: string | null;
+  keys: KeySpec[];
+}
+
+export interface DestinationConstraint {
+  from: Hop;
+  to: Hop;
+}
+
+/** OpenSSH's AGENT_MAX_DEST_CONSTRAINTS. */
+const MAX_CONSTRAINTS = 1024;
+
+function readHop(b: Buffer): Hop {
+  const r = new WireReader(b);
+  const user = r.text();
+  const hostname = r.text();
+  if (r.string().length !== 0) throw new WireError('unsupported hop extensions');
+  const keys: KeySpec[] = [];
+  while (r.remaining > 0) keys.push({ key: Buffer.from(r.string()), isCA: r.byte() !== 0 });
+  return { user: user || null, hostname: hostname || null, keys };
+}
+
+/** Parse the data of a restrict-destination-v00@openssh.com constraint (after its name). */
+export function parseDestinationConstraints(data: Buffer): DestinationConstraint[] {
+  const outer = new WireReader(data);
+  const out: DestinationConstraint[] = [];
+  while (outer.remaining > 0) {
+    if (out.length >= MAX_CONSTRAINTS) throw new WireError('too many destination constraints');
+    const r = new WireReader(outer.string());
+    const from = readHop(r.string());
+    const to = readHop(r.string());
+    if (r.string().length !== 0) throw new WireError('unsupported constraint extensions');
+    r.end();
+    if ((from.hostname === null) !== (from.keys.length === 0) || from.user !== null)
+      throw new WireError('inconsistent "from" specification');
+    if (to.hostname === null || to.keys.length === 0)
+      throw new WireError('incomplete "to" specification');
+    out.push({ from, to });
+  }
+  return out;
+}
+
+/** OpenSSH's match_pattern: `*` and `?` wildcards, whole-string match. */
+export function matchPattern(s: string, pattern: string): boolean {
+  const re = new RegExp(
+    '^' +
+      pattern
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*/g, '.*')
+        .replace(/\?/g, '.') +
+      '$',
+    's',
+  );
+  return re.test(s);
+}
+
+function matchKeyHop(key: Buffer, hop: Hop, now: bigint): boolean {
+  const cert = parseCertificate(key);
+  const hostname = hop.hostname ?? '(ORIGIN)';
+  for (const spec of hop.keys) {
+    if (!cert) {
+      if (!spec.isCA && spec.key.equals(key)) return true;
+      continue;
+    }
+    if (!spec.isCA || !cert.signatureKey.equals(spec.key)) continue;
+    // A host certificate signed by the listed CA, naming this host, valid now.
+    if (cert.type !== 2) continue;
+    if (cert.principals.length > 0 && !cert.principals.includes(hostname)) continue;
+    if (now < cert.validAfter || now >= cert.validBefore) continue;
+    return true;
+  }
+  return false;
+}
+
+/** The hostname of the first constraint that allows the hop fromKey → toKey for user, or undefined. */
+function permittedHop(
+  dests: readonly DestinationConstraint[],
+  fromKey: Buffer | null,
+  toKey: Buffer | null,
+  user: string | null,
+): string | null | undefined {
+  const now = BigInt(Math.floor(Date.now() / 1000));
+  for (const d of dests) {
+    if (fromKey === null) {
+      if (d.from.hostname !== null || d.from.keys.length !== 0) continue;
+    } else if (!matchKeyHop(fromKey, d.from, now)) continue;
+    if (toKey !== null && !matchKeyHop(toKey, d.to, now)) continue;
+    if (d.to.user !== null && user !== null && !matchPattern(user, d.to.user)) continue;
+    return d.to.hostname;
+  }
+  return undefined;
+}
+
+export type Permission = { ok: true; hosts: (string | null)[] } | { ok: false; reason: string };
+
+/**
+ * May an identity with these constraints be used (seen, signed with, removed)
+ * on a connection with these binds? `user` is given only for sign requests.
+ * Mirrors OpenSSH's identity_permitted().
+ */
+export function identityPermitted(
+  dests: readonly DestinationConstraint[],
+  state: BindState,
+  user: string | null,
+): Permission {
+  if (dests.length === 0) return { ok: true, hosts: [] };
+  if (state.bindAttempted && state.binds.length === 0)
+    return { ok: false, reason: 'previous session bind failed on this connection' };
+  if (state.binds.length === 0) return { ok: true, hosts: [] }; // local use
+  const hosts: (string | null)[] = [];
+  let fromKey: Buffer | null = null;
+  for (let i = 0; i < state.binds.length; i++) {
+    const b = state.binds[i];
+    const last = i === state.binds.length - 1;
+    if (last && b.forwarded && user !== null)
+      return { ok: false, reason: 'tried to sign on a forwarding hop' };
+    if (!last && !b.forwarded)
+      return { ok: false, reason: 'tried to forward through a signing bind' };
+    const host = permittedHop(dests, fromKey, b.hostKey, last ? user : null);
+    if (host === undefined) return { ok: false, reason: 'not permitted for this destination' };
+    hosts.push(host);
+    fromKey = b.hostKey;
+  }
+  // A key allowed *to* a forwarding host, but not beyond it, stays hidden there.
+  const last = state.binds[state.binds.length - 1];
+  if (
+    last.forwarded &&
+    user === null &&
+    permittedHop(dests, last.hostKey, null, null) === undefined
+  )
+    return { ok: false, reason: 'permitted at this host but not beyond it' };
+  return { ok: true, hosts };
+}
+
+/** The parts of an SSH publickey userauth request that destination checks need. */
+export interface UserauthRequest {
+  user: string;
+  sessionId: Buffer;
+  hostKey: Buffer | null;
+}
+
+/** `rsa-sha2-512-cert-v01@openssh.com` → `ssh-rsa-cert-v01@openssh.com`: the key type an algorithm signs with. */
+function keyTypeOfAlgorithm(alg: string): string {
+  return alg.replace(/^rsa-sha2-(256|512)/, 'ssh-rsa');
+}
+
+/**
+ * Parse data to be signed as an SSH2_MSG_USERAUTH_REQUEST for `keyBlob`
+ * (RFC 4252 §7, or OpenSSH's publickey-hostbound-v00); null if it is not one.
+ */
+export function parseUserauthRequest(data: Buffer, keyBlob: Buffer): UserauthRequest | null {
+  try {
+    const r = new WireReader(data);
+    const sessionId = Buffer.from(r.string());
+    if (sessionId.length === 0) return null;
+    if (r.byte() !== 50) return null; // SSH2_MSG_USERAUTH_REQUEST
+    const user = r.text();
+    const service = r.text();
+    const method = r.text();
+    const sigFollows = r.byte();
+    const alg = r.text();
+    const key = r.string();
+    if (sigFollows !== 1 || service !== 'ssh-connection' || !key.equals(keyBlob)) return null;
+    const keyType = new WireReader(keyBlob).text();
+    const algType = keyTypeOfAlgorithm(alg);
+    // ECDSA curves are checked by the key comparison above.
+    const family = (t: string) => t.replace(/^ecdsa-sha2-nistp\d+/, 'ecdsa');
+    if (family(algType) !== family(keyType)) return null;
+    let hostKey: Buffer | null = null;
+    if (method === 'publickey-hostbound-v00@openssh.com') hostKey = Buffer.from(r.string());
+    else if (method !== 'publickey') return null;
+    r.end();
+    return { user, sessionId, hostKey };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The whole check for signing with a destination-constrained key (OpenSSH's
+ * process_sign_request2): the data must be a userauth request for the last
+ * bound session, to a permitted host. Returns the hop hostnames or a reason.
+ */
+export function checkSignDestination(
+  dests: readonly DestinationConstraint[],
+  state: BindState,
+  keyBlob: Buffer,
+  data: Buffer,
+): Permission & { user?: string } {
+  if (dests.length === 0) return { ok: true, hosts: [] };
+  if (state.binds.length === 0)
+    return { ok: false, reason: 'destination-constrained key used on an unbound connection' };
+  const req = parseUserauthRequest(data, keyBlob);
+  if (!req)
+    return {
+      ok: false,
+      reason: 'destination-constrained key asked to sign something other than a login',
+    };
+  const perm = identityPermitted(dests, state, req.user);
+  if (!perm.ok) return perm;
+  const last = state.binds[state.binds.length - 1];
+  if (!req.sessionId.equals(last.sessionId))
+    return { ok: false, reason: 'session ID is not the one last bound' };
+  if (state.binds.length > 1 && !req.hostKey)
+    return { ok: false, reason: 'no host key in the request on a forwarded connection' };
+  if (req.hostKey && !req.hostKey.equals(last.hostKey))
+    return { ok: false, reason: 'host key in the request is not the one last bound' };
+  return { ...perm, user: req.user };
+}
