@@ -76,6 +76,10 @@ function curveByKeyType(keyType: string): Curve | undefined {
 export function fromKeyObject(key: crypto.KeyObject, comment: string): KeyMaterial {
   if (key.type !== 'private') throw new KeyFormatError('not a private key');
   const kind = key.asymmetricKeyType;
+  if (kind !== 'ed25519' && kind !== 'ec' && kind !== 'rsa')
+    throw new KeyFormatError(
+      `unsupported key algorithm ${kind ?? 'unknown'} (tsagent stores ed25519, ecdsa and rsa keys)`,
+    );
   const jwk = key.export({ format: 'jwk' });
   if (kind === 'ed25519') {
     const seed = unb64u(jwk.d, 'd');
