@@ -62,7 +62,7 @@ export class PassphraseReader {
     });
   }
 
-  async ask(prompt: string): Promise<Buffer> {
+  async ask(prompt: string): Promise<Buffer<ArrayBuffer>> {
     switch (this.source) {
       case 'fd':
         return this.fromFd(this.opts.fd as number, prompt);
@@ -80,7 +80,7 @@ export class PassphraseReader {
   }
 
   /** One line per prompt, read a byte at a time so the next prompt's line stays in the fd. */
-  private fromFd(fd: number, prompt: string): Buffer {
+  private fromFd(fd: number, prompt: string): Buffer<ArrayBuffer> {
     const bytes: number[] = [];
     const one = Buffer.alloc(1);
     for (;;) {
@@ -114,7 +114,7 @@ export class PassphraseReader {
   }
 
   /** ssh_askpass(): the prompt is argv[1], the answer is stdout without its newline. */
-  private fromAskpass(prompt: string): Buffer {
+  private fromAskpass(prompt: string): Buffer<ArrayBuffer> {
     const program = this.env.SSH_ASKPASS || DEFAULT_ASKPASS;
     const res = childProcess.spawnSync(program, [prompt], {
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -138,7 +138,7 @@ export class PassphraseReader {
   }
 
   /** Raw mode, no echo; Enter ends, Backspace and ^U edit, ^C or ^D on an empty line cancel. */
-  private fromTty(prompt: string): Promise<Buffer> {
+  private fromTty(prompt: string): Promise<Buffer<ArrayBuffer>> {
     const stdin = this.stdin as tty.ReadStream;
     this.stderr.write(prompt);
     const wasRaw = stdin.isRaw;
