@@ -235,3 +235,30 @@ export function checkSignDestination(
     return { ok: false, reason: 'host key in the request is not the one last bound' };
   return { ...perm, user: req.user };
 }
+
+/**
+ * Destination constraints from `ssh-add -h`-style specs (`host`, `user@host`,
+ * `from>to`), with host keys looked up by name (known_hosts). A host with no
+ * known key yields a hop that matches nothing: never an unconstrained key.
+ */
+export function destinationsFromSpecs(
+  specs: readonly string[],
+  lookup: (host: string) => KeySpec[],
+): DestinationConstraint[] {
+  const hop = (text: string, allowUser: boolean): Hop => {
+    const at = text.lastIndexOf('@');
+    const user = at > 0 ? text.slice(0, at) : null;
+    if (user && !allowUser) throw new Error(`"${text}": a user is only allowed on the last hop`);
+    const hostname = at > 0 ? text.slice(at + 1) : text;
+    if (!hostname) throw new Error(`empty host name in "${text}"`);
+    return { user, hostname, keys: lookup(hostname) };
+  };
+  return specs.map((spec) => {
+    const parts = spec.split('>');
+    if (parts.length > 2) throw new Error(`"${spec}": use one "from>to" pair per constraint`);
+    const to = hop(parts[parts.length - 1], true);
+    const from: Hop =
+      parts.length === 2 ? hop(parts[0], false) : { user: null, hostname: null, keys: [] };
+    return { from, to };
+  });
+}

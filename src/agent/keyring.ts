@@ -81,6 +81,9 @@ export interface KeyringOptions<C> {
   now?: () => number;
   /** The vault: when set, its passphrase also unlocks, and loads its identities. */
   unlocker?: Unlocker;
+  /** Called when the keyring locks (the vault forgets its key then). */
+  onLock?: () => void;
+  log?: (msg: string) => void;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -224,7 +227,7 @@ export class Keyring<C extends RequestContext = RequestContext> {
    * dropped from memory; the others stay, unusable until unlocked.
    */
   async lock(passphrase: Buffer): Promise<boolean> {
-    if (this.locked) return false;
+    if (this.locked || passphrase.length === 0) return false;
     // Set the lock before the (async) hash so no request slips through meanwhile.
     const state: { hash?: { salt: Buffer; hash: Buffer } } = {};
     this.lockState = state;
@@ -241,35 +244,73 @@ export class Keyring<C extends RequestContext = RequestContext> {
    * parallel connections cannot guess faster.
    */
   unlock(passphrase: Buffer): Promise<boolean> {
-    const attempt = this.unlockQueue.then(async () => {
+    return this.attempt(async () => {
       const state = this.lockState;
-      if (!state) return false;
+      if (!state || passphrase.length === 0) return 'no';
       let ok = false;
       if (state.hash) {
         const hash = await hashPassphrase(passphrase, state.hash.salt);
         ok = crypto.timingSafeEqual(state.hash.hash, hash);
       }
       const fromVault = this.opts.unlocker ? await this.opts.unlocker(passphrase) : null;
-      if (ok || fromVault) {
-        this.lockState = null;
-        this.failedUnlocks = 0;
-        for (const id of fromVault ?? [])
-          this.add(id.key, id.comment, id.constraints, {
-            fromVault: true,
-            confirmForwarded: id.confirmForwarded,
-          });
-        return true;
-      }
-      this.failedUnlocks = Math.min(this.failedUnlocks + 1, 100);
-      await sleep((this.opts.unlockDelayMs ?? 100) * this.failedUnlocks);
-      return false;
+      if (!ok && !fromVault) return 'wrong';
+      this.lockState = null;
+      if (fromVault) this.replaceVaultIdentities(fromVault);
+      return 'yes';
     });
-    this.unlockQueue = attempt.catch(() => undefined);
-    return attempt;
+  }
+
+  /** Load the vault's identities while unlocked (`tsagent unlock` after a plain ssh-add -X). */
+  openVault(passphrase: Buffer): Promise<boolean> {
+    return this.attempt(async () => {
+      if (this.locked || !this.opts.unlocker) return 'no';
+      const fromVault = await this.opts.unlocker(passphrase);
+      if (!fromVault) return 'wrong';
+      if (this.locked) return 'no'; // locked while the vault was being opened
+      this.replaceVaultIdentities(fromVault);
+      return 'yes';
+    });
+  }
+
+  /**
+   * Make the vault identities in memory exactly `ids` (after an unlock, or when
+   * the vault file changed): others are dropped, present ones updated in place.
+   */
+  replaceVaultIdentities(ids: NewIdentity[]): void {
+    if (this.locked) return;
+    const keep = new Set(ids.map((i) => i.key.publicBlob.toString('base64')));
+    for (const [id, e] of this.entries) if (e.fromVault && !keep.has(id)) this.drop(id);
+    for (const i of ids) {
+      const err = this.add(i.key, i.comment, i.constraints, {
+        fromVault: true,
+        confirmForwarded: i.confirmForwarded,
+      });
+      if (err) this.opts.log?.(`vault key not loaded: ${err}`);
+    }
+  }
+
+  /**
+   * Run one passphrase attempt. Attempts are serialised and a wrong one is
+   * answered after a delay that grows with each failure (100 ms steps up to
+   * 10 s, as OpenSSH), so parallel connections cannot guess faster.
+   */
+  private attempt(fn: () => Promise<'yes' | 'no' | 'wrong'>): Promise<boolean> {
+    const run = this.unlockQueue.then(async () => {
+      const outcome = await fn();
+      if (outcome === 'yes') this.failedUnlocks = 0;
+      if (outcome === 'wrong') {
+        this.failedUnlocks = Math.min(this.failedUnlocks + 1, 100);
+        await sleep((this.opts.unlockDelayMs ?? 100) * this.failedUnlocks);
+      }
+      return outcome === 'yes';
+    });
+    this.unlockQueue = run.catch(() => undefined);
+    return run;
   }
 
   private dropVaultKeys(): void {
     for (const [id, e] of this.entries) if (e.fromVault) this.drop(id);
+    this.opts.onLock?.();
   }
 
   /** Drop every identity and cancel timers (shutdown). */

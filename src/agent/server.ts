@@ -8,7 +8,7 @@ import { SessionBind } from './destination';
 import { Keyring, SignResult } from './keyring';
 import { verifySignature } from './keys';
 import { MAX_MESSAGE, Request, Response, decodeRequest, encodeResponse } from './protocol';
-import { WireReader } from './wire';
+import { WireReader, WireWriter } from './wire';
 
 /** What the server knows about the client of one connection. */
 export interface ConnectionContext {
@@ -37,6 +37,8 @@ export interface AgentServerOptions {
   onOwnerLock?: (secret: Buffer) => void;
   /** Uids allowed to connect besides root (default: only this process's own uid). */
   allowedUids?: number[];
+  /** tsagent's own extension requests (status, vault unlock), by name. */
+  extensions?: Record<string, (contents: Buffer, ctx: ConnectionContext) => Promise<Response>>;
   /** Called after every sign request, allowed or refused. */
   onSign?: (event: SignEvent) => void;
   /** Looks up the peer of a new connection (SO_PEERCRED), if the platform allows. */
@@ -220,7 +222,7 @@ export class AgentServer {
         this.log(`connection ${ctx.id}: PKCS#11 is not supported`);
         return { type: 'failure' };
       case 'extension':
-        return this.extension(req.name, req.contents, ctx);
+        return await this.extension(req.name, req.contents, ctx);
       case 'unknown':
         this.log(`connection ${ctx.id}: unknown message type ${req.code}`);
         return { type: 'failure' };
@@ -264,22 +266,32 @@ export class AgentServer {
     return true;
   }
 
-  private extension(name: string, contents: Buffer, ctx: ConnectionContext): Response {
+  private async extension(
+    name: string,
+    contents: Buffer,
+    ctx: ConnectionContext,
+  ): Promise<Response> {
+    const own = this.opts.extensions ?? {};
     if (name === 'query') {
-      const w = Buffer.concat(
-        SUPPORTED_EXTENSIONS.map((n) => {
-          const b = Buffer.alloc(4 + Buffer.byteLength(n));
-          b.writeUInt32BE(Buffer.byteLength(n));
-          b.write(n, 4);
-          return b;
-        }),
-      );
-      return { type: 'extension-response', name: 'query', contents: w };
+      const w = new WireWriter();
+      for (const n of [...SUPPORTED_EXTENSIONS, ...Object.keys(own)]) w.string(n);
+      return { type: 'extension-response', name: 'query', contents: w.toBuffer() };
     }
     if (name === 'session-bind@openssh.com') {
       const err = this.sessionBind(contents, ctx);
       if (err) this.log(`connection ${ctx.id}: session-bind refused: ${err}`);
       return { type: err ? 'failure' : 'success' };
+    }
+    const handler = Object.hasOwn(own, name) ? own[name] : undefined;
+    if (handler) {
+      // The agent's own extensions are for its owner's local tools, never for forwarded hops.
+      if (ctx.bindAttempted) return { type: 'extension-failure' };
+      try {
+        return await handler(contents, ctx);
+      } catch (e) {
+        this.log(`connection ${ctx.id}: ${name} failed: ${(e as Error).message}`);
+        return { type: 'extension-failure' };
+      }
     }
     this.log(`connection ${ctx.id}: unsupported extension ${JSON.stringify(name)}`);
     return { type: 'failure' };

@@ -8,6 +8,10 @@ import type { AgentOptions } from './options';
 /** Subcommands; any other first word is ssh-agent's `command [arg ...]`. */
 const SUBCOMMANDS: Record<string, () => (argv: string[]) => Promise<number>> = {
   vault: () => require('./vault').runVault,
+  status: () => require('./control').runStatus,
+  lock: () => require('./control').runLock,
+  unlock: () => require('./control').runUnlock,
+  log: () => require('./log').runLog,
 };
 
 function write(s: string): Promise<void> {

@@ -6,11 +6,15 @@ import * as path from 'node:path';
 import { askConfirm } from '../agent/confirm';
 import * as os from 'node:os';
 import { AuditLog, AuditRecord } from '../agent/audit';
+import type { Hop } from '../agent/destination';
 import { Entry, Keyring, SignDetails } from '../agent/keyring';
 import { nameForKey, readKnownHosts } from '../agent/known-hosts';
 import { fingerprint } from '../agent/keys';
 import { disableDumping, peerCredentials, processCommand } from '../agent/peer';
+import type { Response } from '../agent/protocol';
 import { AgentServer, ConnectionContext, Logger, SignEvent } from '../agent/server';
+import { EXT } from './control';
+import { VaultBridge } from './vault-bridge';
 import { AgentPaths, CliError, DaemonConfig } from './daemon';
 
 export interface RunningAgent {
@@ -78,6 +82,64 @@ function auditRecord(ev: SignEvent): AuditRecord {
   };
 }
 
+export interface AgentStatus {
+  pid: number;
+  uptime: number; // seconds
+  socket: string;
+  locked: boolean;
+  vault: { path: string; present: boolean } | null;
+  /** The vault's keys are loaded (it has been unlocked since the last lock). */
+  vaultLoaded: boolean;
+  keys: {
+    type: string;
+    bits: number;
+    fingerprint: string;
+    comment: string;
+    source: 'vault' | 'memory';
+    confirm: boolean;
+    confirmForwarded: boolean;
+    lifetimeLeft: number | null; // seconds
+    destinations: string[];
+  }[];
+}
+
+function hopText(h: Hop): string {
+  return (h.user ? `${h.user}@` : '') + (h.hostname ?? '');
+}
+
+/** What `tsagent status` shows; nothing about keys while locked. */
+export function agentStatus(
+  keyring: Keyring<ConnectionContext>,
+  vault: VaultBridge | undefined,
+  info: { pid: number; startedAt: number; socket: string },
+): AgentStatus {
+  const now = Date.now();
+  return {
+    pid: info.pid,
+    uptime: Math.floor((now - info.startedAt) / 1000),
+    socket: info.socket,
+    locked: keyring.locked,
+    vault: vault ? { path: vault.vaultPath, present: vault.present } : null,
+    vaultLoaded: !!vault?.loaded,
+    keys: keyring.locked
+      ? []
+      : keyring.entriesView().map((e) => ({
+          type: e.key.keyType,
+          bits: e.key.bits,
+          fingerprint: fingerprint(e.key.publicBlob),
+          comment: e.comment.toString('utf8'),
+          source: e.fromVault ? 'vault' : 'memory',
+          confirm: e.confirm,
+          confirmForwarded: e.confirmForwarded,
+          lifetimeLeft:
+            e.expiresAt === undefined ? null : Math.max(0, Math.ceil((e.expiresAt - now) / 1000)),
+          destinations: e.destinations.map(
+            (d) => (d.from.hostname ? `${hopText(d.from)}>` : '') + hopText(d.to),
+          ),
+        })),
+  };
+}
+
 /** Where an owner lock's secret is kept: readable by the agent's owner only. */
 export function recoveryPath(paths: AgentPaths): string {
   return paths.dir ? path.join(paths.dir, 'recovery') : `${paths.sock}.recovery`;
@@ -92,19 +154,57 @@ export async function serveAgent(
   if (!disableDumping())
     log('warning: could not disable core dumps and ptrace (prctl PR_SET_DUMPABLE)');
   const env = { ...process.env };
-  const keyring = new Keyring<ConnectionContext>({
+  const vault = cfg.vault
+    ? new VaultBridge(cfg.vault, log, (ids) => keyring.replaceVaultIdentities(ids))
+    : undefined;
+  const keyring: Keyring<ConnectionContext> = new Keyring<ConnectionContext>({
     defaultLifetime: cfg.lifetime,
     confirmForwarded: cfg.confirmForwarded,
+    unlocker: vault && ((pass) => vault.unlock(pass)),
+    onLock: () => vault?.forget(),
+    log,
     confirm: (entry, ctx, details) =>
       askConfirm(confirmPrompt(entry, ctx, details, cfg.fingerprintHash), env),
   });
+  // With a vault, the agent starts locked: its passphrase (ssh-add -X) opens it.
+  if (vault?.present) keyring.lockForVault();
   const audit = cfg.auditLog ? new AuditLog(cfg.auditLog) : undefined;
+  let idleTimer: NodeJS.Timeout | undefined;
+  const resetIdle = () => {
+    if (!cfg.lockAfter) return;
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(() => void server.lockForOwner('idle'), cfg.lockAfter * 1000);
+    idleTimer.unref();
+  };
+  const reply = (name: string, body: object): Response => ({
+    type: 'extension-response',
+    name,
+    contents: Buffer.from(JSON.stringify(body)),
+  });
   const { paths } = cfg;
   const recoveryFile = recoveryPath(paths);
-  const server = new AgentServer(keyring, {
+  const startedAt = Date.now();
+  const server: AgentServer = new AgentServer(keyring, {
     log,
+    extensions: {
+      [EXT.status]: async () =>
+        reply(
+          EXT.status,
+          agentStatus(keyring, vault, { pid: process.pid, startedAt, socket: paths.sock }),
+        ),
+      [EXT.lock]: async (): Promise<Response> => ({
+        type: (await server.lockForOwner('tsagent lock')) ? 'success' : 'failure',
+      }),
+      [EXT.vaultUnlock]: async (pass): Promise<Response> => ({
+        type: (await keyring.openVault(pass)) ? 'success' : 'failure',
+      }),
+    },
     peerOf: peerCredentials,
-    onSign: audit && ((ev) => audit.append(auditRecord(ev))),
+    onSign: (ev) => {
+      resetIdle();
+      if (ev.result.ok) vault?.touch(ev.result.entry.key.publicBlob);
+      audit?.append(auditRecord(ev));
+    },
     onOwnerLock: (secret) => {
       // Only the owner can read it: 0600, created anew (never through a planted link).
       fs.rmSync(recoveryFile, { force: true });
@@ -120,16 +220,24 @@ export async function serveAgent(
     throw new CliError(`cannot bind to path ${paths.sock}: ${why}`);
   }
   fs.chmodSync(paths.sock, 0o600);
+  const sockIno = fs.statSync(paths.sock).ino;
   if (paths.pidFile) fs.writeFileSync(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
   log(`listening on ${paths.sock}, pid ${process.pid}`);
+  resetIdle();
 
   let closing: Promise<void> | undefined;
   const shutdown = () =>
     (closing ??= (async () => {
       keyring.clear();
+      vault?.forget();
+      clearTimeout(idleTimer);
       // Remove what we created, but never another agent's socket that replaced ours.
       await server.close();
-      fs.rmSync(paths.sock, { force: true });
+      try {
+        if (fs.statSync(paths.sock).ino === sockIno) fs.rmSync(paths.sock, { force: true });
+      } catch {
+        // Already gone.
+      }
       if (paths.pidFile) fs.rmSync(paths.pidFile, { force: true });
       fs.rmSync(recoveryFile, { force: true });
       if (paths.removeDir && paths.dir) {

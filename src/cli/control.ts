@@ -1,0 +1,208 @@
+// `tsagent status`, `tsagent lock`, `tsagent unlock`: talking to the running
+// agent through its socket, with tsagent's own extension requests.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { AgentClient } from '../agent/client';
+import { fingerprint } from '../agent/keys';
+import type { Response } from '../agent/protocol';
+import { defaultAgentDir } from './daemon';
+import type { AgentStatus } from './serve';
+
+export const EXT = {
+  status: 'status@tsagent',
+  lock: 'lock@tsagent',
+  vaultUnlock: 'vault-unlock@tsagent',
+} as const;
+
+/** The agent to talk to: $SSH_AUTH_SOCK, else the default per-user agent. */
+export function agentSocket(env = process.env): string {
+  return env.SSH_AUTH_SOCK || path.join(defaultAgentDir(env), 'agent.sock');
+}
+
+async function connect(): Promise<AgentClient | null> {
+  try {
+    return await AgentClient.connect(agentSocket());
+  } catch {
+    return null;
+  }
+}
+
+async function extension(
+  c: AgentClient,
+  name: string,
+  contents = Buffer.alloc(0),
+): Promise<Response> {
+  return c.request({ type: 'extension', name, contents });
+}
+
+/** The agent's status; for an agent without tsagent's extension (OpenSSH's), what the protocol tells. */
+export async function fetchStatus(
+  c: AgentClient,
+): Promise<AgentStatus | { foreign: true; keys: { fingerprint: string; comment: string }[] }> {
+  const r = await extension(c, EXT.status);
+  if (r.type === 'extension-response')
+    return JSON.parse(r.contents.toString('utf8')) as AgentStatus;
+  const ids = await c.request({ type: 'request-identities' });
+  const keys =
+    ids.type === 'identities'
+      ? ids.identities.map((i) => ({
+          fingerprint: fingerprint(i.keyBlob),
+          comment: i.comment.toString('utf8'),
+        }))
+      : [];
+  return { foreign: true, keys };
+}
+
+function duration(s: number): string {
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h ? `${h}h${m}m` : m ? `${m}m${s % 60}s` : `${s}s`;
+}
+
+/** Exit codes scripts can use: 0 unlocked with keys, 1 locked or no keys, 2 no agent. */
+export async function runStatus(argv: string[]): Promise<number> {
+  const json = argv.includes('--json');
+  const bad = argv.find((a) => a !== '--json');
+  if (bad) {
+    process.stderr.write(`tsagent status: unknown option ${bad}\nusage: tsagent status [--json]\n`);
+    return 2;
+  }
+  const c = await connect();
+  if (!c) {
+    if (json)
+      process.stdout.write(JSON.stringify({ running: false, socket: agentSocket() }) + '\n');
+    else
+      process.stdout.write(
+        `tsagent is not running (no agent at ${agentSocket()}): start it with eval "$(tsagent)"\n`,
+      );
+    return 2;
+  }
+  try {
+    const st = await fetchStatus(c);
+    const locked = 'locked' in st && st.locked;
+    if (json) {
+      process.stdout.write(JSON.stringify({ running: true, socket: agentSocket(), ...st }) + '\n');
+    } else if ('foreign' in st) {
+      process.stdout.write(`agent at ${agentSocket()} (not tsagent): ${st.keys.length} key(s)\n`);
+      for (const k of st.keys) process.stdout.write(`  ${k.fingerprint} ${k.comment}\n`);
+    } else {
+      const lines = [
+        `tsagent running, pid ${st.pid}, up ${duration(st.uptime)}`,
+        `socket: ${st.socket}`,
+        `state:  ${st.locked ? 'locked' : 'unlocked'}`,
+        `vault:  ${st.vault ? `${st.vault.path}${st.vault.present ? '' : ' (none yet)'}` : 'none'}`,
+        `keys:   ${st.locked ? 'hidden while locked' : st.keys.length}`,
+      ];
+      for (const k of st.keys) {
+        const extra = [
+          k.source,
+          k.confirm ? 'confirm' : '',
+          k.confirmForwarded ? 'confirm-forwarded' : '',
+          k.lifetimeLeft !== null ? `expires in ${duration(k.lifetimeLeft)}` : '',
+          k.destinations.length ? `only ${k.destinations.join(', ')}` : '',
+        ].filter(Boolean);
+        lines.push(`  ${k.bits} ${k.fingerprint} ${k.comment} (${k.type}) [${extra.join('; ')}]`);
+      }
+      process.stdout.write(lines.join('\n') + '\n');
+    }
+    return !locked && st.keys.length > 0 ? 0 : 1;
+  } finally {
+    c.close();
+  }
+}
+
+/** `tsagent lock`: lock now; the vault passphrase (or the owner's recovery secret) unlocks. */
+export async function runLock(argv: string[]): Promise<number> {
+  if (argv.length) {
+    process.stderr.write(`tsagent lock: unexpected argument ${argv[0]}\nusage: tsagent lock\n`);
+    return 2;
+  }
+  const c = await connect();
+  if (!c) {
+    process.stderr.write(`tsagent lock: no agent at ${agentSocket()}\n`);
+    return 2;
+  }
+  try {
+    const r = await extension(c, EXT.lock);
+    if (r.type === 'success') {
+      process.stdout.write('Agent locked.\n');
+      return 0;
+    }
+    process.stderr.write(
+      'tsagent lock: the agent refused (already locked, or not tsagent: use ssh-add -x)\n',
+    );
+    return 1;
+  } finally {
+    c.close();
+  }
+}
+
+function readRecovery(): Buffer | null {
+  try {
+    const text = fs.readFileSync(path.join(path.dirname(agentSocket()), 'recovery'), 'utf8').trim();
+    return text ? Buffer.from(text) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** `tsagent unlock [--passphrase-fd N]`: unlock the agent and load the vault's keys. */
+export async function runUnlock(argv: string[]): Promise<number> {
+  let fd: number | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--passphrase-fd' && /^\d+$/.test(argv[i + 1] ?? '')) fd = Number(argv[++i]);
+    else {
+      process.stderr.write(
+        `tsagent unlock: unexpected argument ${argv[i]}\nusage: tsagent unlock [--passphrase-fd N]\n`,
+      );
+      return 2;
+    }
+  }
+  const c = await connect();
+  if (!c) {
+    process.stderr.write(
+      `tsagent unlock: no agent at ${agentSocket()}: start it with eval "$(tsagent)"\n`,
+    );
+    return 2;
+  }
+  try {
+    let st = await fetchStatus(c);
+    if ('foreign' in st) {
+      process.stderr.write('tsagent unlock: this agent is not tsagent: use ssh-add -X\n');
+      return 1;
+    }
+    // Locked for safety or by SIGUSR1: the owner's recovery secret opens it without typing.
+    const recovery = st.locked ? readRecovery() : null;
+    if (
+      recovery &&
+      (await c.request({ type: 'unlock', passphrase: recovery })).type === 'success'
+    ) {
+      st = (await fetchStatus(c)) as AgentStatus;
+    }
+    const needVault = st.vault?.present && !st.vaultLoaded;
+    if (!st.locked && !needVault) {
+      process.stdout.write('Agent unlocked.\n');
+      return 0;
+    }
+    const { PassphraseReader } = require('./passphrase') as typeof import('./passphrase');
+    const pass = await new PassphraseReader({ fd }).ask(
+      `Enter passphrase for vault ${st.vault?.path ?? ''}: `,
+    );
+    try {
+      const r = st.locked
+        ? await c.request({ type: 'unlock', passphrase: pass })
+        : await extension(c, EXT.vaultUnlock, pass);
+      if (r.type === 'success') {
+        process.stdout.write('Agent unlocked.\n');
+        return 0;
+      }
+      process.stderr.write('tsagent unlock: wrong passphrase\n');
+      return 1;
+    } finally {
+      pass.fill(0);
+    }
+  } finally {
+    c.close();
+  }
+}

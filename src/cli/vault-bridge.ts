@@ -1,0 +1,141 @@
+// The agent's side of the vault: opening it with a passphrase, turning its
+// identities into keyring identities with their per-key defaults, noticing
+// changes the CLI writes while the agent runs, and recording last use.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { destinationsFromSpecs } from '../agent/destination';
+import type { NewIdentity } from '../agent/keyring';
+import { keysForHost, readKnownHosts } from '../agent/known-hosts';
+import { readPrivateKey } from '../agent/keys';
+import { WireReader } from '../agent/wire';
+import type { UnlockedVault, VaultFile } from '../vault/store';
+import type { VaultIdentity } from '../vault/format';
+
+/** How often the agent writes `lastUsed` back to the vault, at most, per key. */
+const TOUCH_INTERVAL_MS = 60_000;
+
+export class VaultBridge {
+  private file: VaultFile | null = null;
+  private open: UnlockedVault | null = null;
+  private watcher: fs.FSWatcher | null = null;
+  private readonly touched = new Map<string, number>();
+
+  constructor(
+    readonly vaultPath: string,
+    private readonly log: (msg: string) => void,
+    /** Receives the new identity list when the vault file changes while open. */
+    private readonly onChange: (ids: NewIdentity[]) => void,
+  ) {}
+
+  private vaultFile(): VaultFile {
+    if (!this.file) {
+      const { VaultFile } = require('../vault/store') as typeof import('../vault/store');
+      this.file = new VaultFile(this.vaultPath);
+    }
+    return this.file;
+  }
+
+  get present(): boolean {
+    return fs.existsSync(this.vaultPath);
+  }
+
+  get loaded(): boolean {
+    return this.open !== null;
+  }
+
+  /** Open with a passphrase: the identities, or null if it does not open the vault. */
+  async unlock(passphrase: Buffer): Promise<NewIdentity[] | null> {
+    if (!this.present) return null;
+    try {
+      const uv = await this.vaultFile().unlock(passphrase);
+      this.forget();
+      this.open = uv;
+      this.watch();
+      return this.identities(uv.identities);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code !== 'WRONG_PASSPHRASE') this.log(`vault ${this.vaultPath}: ${(e as Error).message}`);
+      return null;
+    }
+  }
+
+  /** Forget the decrypted vault and its key (the agent locked). */
+  forget(): void {
+    this.open?.lock();
+    this.open = null;
+    this.watcher?.close();
+    this.watcher = null;
+  }
+
+  /** Note that a key was used; written to the vault at most once a minute per key. */
+  touch(publicBlob: Buffer): void {
+    if (!this.open || !this.open.identities.some((i) => i.publicBlob.equals(publicBlob))) return;
+    const id = publicBlob.toString('base64');
+    const now = Date.now();
+    if (now - (this.touched.get(id) ?? 0) < TOUCH_INTERVAL_MS) return;
+    this.touched.set(id, now);
+    try {
+      this.open.touch(publicBlob);
+    } catch (e) {
+      this.log(`could not record key use in the vault: ${(e as Error).message}`);
+    }
+  }
+
+  private identities(list: readonly VaultIdentity[]): NewIdentity[] {
+    const known = list.some((i) => i.allow?.length) ? readKnownHosts() : [];
+    const out: NewIdentity[] = [];
+    for (const vi of list) {
+      try {
+        const key = readPrivateKey(new WireReader(vi.privateFields), vi.keyType);
+        const destinations = vi.allow?.length
+          ? destinationsFromSpecs(vi.allow, (h) =>
+              keysForHost(known, h).map((k) => ({ key: k.keyBlob, isCA: k.isCA })),
+            )
+          : undefined;
+        out.push({
+          key,
+          comment: Buffer.from(vi.comment),
+          constraints: { lifetime: vi.lifetime, confirm: vi.confirm, extensions: [], destinations },
+          confirmForwarded: vi.extra?.confirmForwarded === true,
+        });
+      } catch (e) {
+        this.log(`vault key "${vi.comment}" not loaded: ${(e as Error).message}`);
+      }
+    }
+    return out;
+  }
+
+  /** Follow changes the CLI makes (rename-over writes), while the vault is open. */
+  private watch(): void {
+    const dir = path.dirname(this.vaultPath);
+    const base = path.basename(this.vaultPath);
+    let timer: NodeJS.Timeout | null = null;
+    try {
+      this.watcher = fs.watch(dir, (_event, name) => {
+        if (name !== base || timer) return;
+        // Let the writer finish its rename before reading.
+        timer = setTimeout(() => {
+          timer = null;
+          this.reload();
+        }, 50);
+      });
+      this.watcher.on('error', () => undefined);
+    } catch (e) {
+      this.log(`cannot watch ${dir}: ${(e as Error).message}`);
+    }
+  }
+
+  private reload(): void {
+    if (!this.open) return;
+    try {
+      this.open.reload();
+      this.onChange(this.identities(this.open.identities));
+    } catch (e) {
+      // The passphrase changed, or the file went away: forget the vault until unlocked again.
+      this.log(`vault ${this.vaultPath} changed and cannot be re-read: ${(e as Error).message}`);
+      this.forget();
+      this.onChange([]);
+    }
+  }
+}
