@@ -96,7 +96,7 @@ function describeLooseMode(mode: number): string {
   return parts.join(', ');
 }
 
-const octal = (mode: number) => '0' + (mode & 0o7777).toString(8).padStart(3, '0');
+const octal = (mode: number) => (mode & 0o7777).toString(8).padStart(4, '0');
 
 /**
  * sshd StrictModes for the vault and its directory: owned by us, not readable
