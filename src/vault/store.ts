@@ -273,12 +273,12 @@ export class VaultFile {
   }
 
   /** Re-read with a key already derived (an unlocked agent noticing a change on disk). */
-  openWithKey(key: VaultKey): UnlockedVault {
-    const bytes = this.readBytes();
+  openWithKey(key: VaultKey, p: string = this.path): UnlockedVault {
+    const bytes = this.readBytes(p);
     try {
       return new UnlockedVault(this, openVault(parseVault(bytes), key), key, bytes);
     } catch (err) {
-      throw this.explain(err, this.path);
+      throw this.explain(err, p);
     }
   }
 
