@@ -19,10 +19,13 @@ import {
   toPrivateKeyObject,
 } from '../vault/sshkey';
 import { resolveVaultPath, UnlockedVault, VaultFile } from '../vault/store';
-import { PassphraseError, PassphraseReader, withProgress } from './passphrase';
+import { PassphraseReader, withProgress } from './passphrase';
 
 /** Bad arguments: exit code 2. */
 class UsageError extends Error {}
+
+/** Anything else the user must fix (mismatched passphrases …): exit code 1. */
+class CliError extends Error {}
 
 interface GlobalOptions {
   vault?: string;
@@ -94,9 +97,9 @@ async function askNewPassphrase(ctx: Context, what: string): Promise<Buffer> {
   const first = await ctx.pass.ask(`Enter new passphrase for the vault: `);
   const second = await ctx.pass.ask('Enter the same passphrase again: ');
   try {
-    if (!first.equals(second)) throw new UsageError(`the passphrases do not match; ${what}`);
+    if (!first.equals(second)) throw new CliError(`the passphrases do not match; ${what}`);
     if (first.length === 0)
-      throw new UsageError(`an empty passphrase would leave the keys unprotected; ${what}`);
+      throw new CliError(`an empty passphrase would leave the keys unprotected; ${what}`);
     return first;
   } finally {
     second.fill(0);
@@ -461,18 +464,10 @@ export async function runVault(argv: string[]): Promise<number> {
   } catch (err) {
     const e = err as { code?: string; exitCode?: number; message?: string };
     if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return 0;
-    if (typeof e.code === 'string' && e.code.startsWith('commander.')) {
-      // commander already printed the message; an argParser's UsageError arrives wrapped
-      return 2;
-    }
-    if (err instanceof UsageError) exitCode = fail(err.message, 2);
-    else if (
-      err instanceof VaultError ||
-      err instanceof KeyFileError ||
-      err instanceof PassphraseError
-    )
-      exitCode = fail(err.message, 1);
-    else exitCode = fail((err as Error)?.message ?? String(err), 1);
+    // commander has already printed its own usage message
+    if (typeof e.code === 'string' && e.code.startsWith('commander.')) return 2;
+    // Our errors carry a message that names the file/key/flag and the fix.
+    exitCode = fail((err as Error)?.message ?? String(err), err instanceof UsageError ? 2 : 1);
   }
   return exitCode;
 }
