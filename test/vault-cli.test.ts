@@ -1,6 +1,7 @@
 // `tsagent vault …` end to end, through runVault in a child process (not main.ts):
 // passphrases on fd 3, SSH_ASKPASS, exit codes and messages.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -9,6 +10,7 @@ import { fingerprint } from '../src/vault/sshkey';
 import { VaultFile } from '../src/vault/store';
 import {
   filesContainingSecrets,
+  REPO_ROOT,
   run,
   runVaultCli,
   secretParts,
@@ -254,6 +256,47 @@ describe('tsagent vault CLI', () => {
     r = await noFd(['list'], { ...env, SSH_ASKPASS_REQUIRE: 'force' });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /passphrase entry cancelled/);
+  });
+
+  it('reads the passphrase from a terminal without echo, and shows the KDF working', async (t) => {
+    const script = ['/usr/bin/script', '/bin/script'].find((p) => fs.existsSync(p));
+    if (!script) {
+      if (process.env.CI) throw new Error('script(1) from util-linux is required on CI');
+      return t.skip('script(1) not installed');
+    }
+    const entry = path.join(REPO_ROOT, 'dist/src/cli/vault.js');
+    const child = spawn(
+      script,
+      ['-qfec', 'exec "$NODE" -e "$JS" vault --vault "$VAULT" list', '/dev/null'],
+      {
+        stdio: ['pipe', 'pipe', 'pipe'],
+        env: {
+          PATH: process.env.PATH,
+          HOME: dir,
+          SHELL: '/bin/sh',
+          TERM: 'dumb',
+          NODE: process.execPath,
+          JS: `require(${JSON.stringify(entry)}).runVault(process.argv.slice(1)).then((c) => process.exit(c))`,
+          VAULT: vaultPath,
+        },
+      },
+    );
+    t.after(() => child.kill('SIGKILL'));
+    let out = '';
+    let typed = false;
+    child.stdout!.on('data', (d) => {
+      out += d;
+      // Type only once the prompt is up (raw mode set), as a person would.
+      if (!typed && out.includes('Enter passphrase for the vault: ')) {
+        typed = true;
+        child.stdin!.write(PASS + '\r');
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    assert.equal(code, 0, out);
+    assert.ok(!out.includes(PASS), `the passphrase was echoed: ${JSON.stringify(out)}`);
+    assert.match(out, /deriving key…/);
+    assert.match(out, /SHA256:\S+ .*\(ECDSA\)/);
   });
 
   it('exits 2 on usage errors and 0 for help', async () => {

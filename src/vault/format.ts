@@ -1,4 +1,5 @@
-// Vault file format v1 (also documented in man/tsagent-vault.5):
+// Vault file format v1. This comment is the specification (man/tsagent-vault.5
+// should be written from it):
 //
 //   offset size
 //        0    8  magic "TSAGENTV"

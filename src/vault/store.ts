@@ -18,6 +18,9 @@ import {
 import { KdfParams, VaultKey, wipeVaultKey } from './kdf';
 import { fingerprint, KeyMaterial } from './sshkey';
 
+/** Far above any real vault (a few KiB per key); a bigger file is not one. */
+const MAX_VAULT_BYTES = 64 * 1024 * 1024;
+
 /** The fs calls the store makes, injectable so tests can simulate a full disk or a failing fsync. */
 export interface VaultFs {
   openSync: typeof fs.openSync;
@@ -210,6 +213,11 @@ export class VaultFile {
       // fstat the opened file, not the path, so the check and the read see the same file.
       const st = this.fs.fstatSync(fd);
       checkPrivate(p, st, 'vault', this.uid);
+      if (st.size > MAX_VAULT_BYTES)
+        throw new VaultError(
+          'DAMAGED',
+          `${p} is ${st.size} bytes, more than any vault (${MAX_VAULT_BYTES}): not a tsagent vault`,
+        );
       const buf = Buffer.alloc(st.size);
       let off = 0;
       while (off < buf.length) {
