@@ -1,9 +1,6 @@
 // Unit tests of the in-memory Keyring (src/agent/keyring.ts): order, re-add,
 // removal, lifetimes (fake clock and one real timer), default lifetime, confirm,
 // lock/unlock with serialised, growing delays, maxsign and the identity limit.
-//
-// Tests marked `todo` demonstrate known bugs in keyring.ts (which this suite may
-// not change); they run and report, without failing the suite.
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -98,22 +95,14 @@ describe('add / list / remove', () => {
     assert.deepEqual(comments(kr).sort(), ['a', 'b2']);
   });
 
-  test(
-    're-add keeps the identity in its position',
-    {
-      todo:
-        'keyring.ts bug: add() does drop(id) then entries.set(id), and a Map re-inserts ' +
-        'at the end, so a re-added key moves last (doc comment and OpenSSH keep its place)',
-    },
-    () => {
-      const kr = new Keyring();
-      kr.add(A, buf('a'), NONE);
-      kr.add(B, buf('b'), NONE);
-      kr.add(C, buf('c'), NONE);
-      kr.add(A, buf('a2'), NONE);
-      assert.deepEqual(comments(kr), ['a2', 'b', 'c']);
-    },
-  );
+  test('re-add keeps the identity in its position', () => {
+    const kr = new Keyring();
+    kr.add(A, buf('a'), NONE);
+    kr.add(B, buf('b'), NONE);
+    kr.add(C, buf('c'), NONE);
+    kr.add(A, buf('a2'), NONE);
+    assert.deepEqual(comments(kr), ['a2', 'b', 'c']);
+  });
 
   test('re-add replaces the constraints (confirm on, lifetime off)', () => {
     const { kr, clock } = fakeClock();
@@ -171,21 +160,13 @@ describe('add / list / remove', () => {
     assert.deepEqual(comments(kr).sort(), ['a2', 'c']);
   });
 
-  test(
-    'identity limit does not count expired identities',
-    {
-      todo:
-        'keyring.ts: add() checks entries.size against the limit without reap(), so an ' +
-        'identity whose lifetime is over (by the keyring clock) still takes a slot',
-    },
-    () => {
-      const { kr, clock } = fakeClock({ maxIdentities: 1 });
-      kr.add(A, buf('a'), { lifetime: 1, extensions: [] });
-      clock.t += 2000;
-      assert.equal(kr.add(B, buf('b'), NONE), null);
-      kr.clear();
-    },
-  );
+  test('identity limit does not count expired identities', () => {
+    const { kr, clock } = fakeClock({ maxIdentities: 1 });
+    kr.add(A, buf('a'), { lifetime: 1, extensions: [] });
+    clock.t += 2000;
+    assert.equal(kr.add(B, buf('b'), NONE), null);
+    kr.clear();
+  });
 });
 
 describe('lifetimes', () => {
@@ -255,26 +236,18 @@ describe('lifetimes', () => {
     assert.deepEqual(comments(kr), ['b']);
   });
 
-  test(
-    'lifetimes beyond the setTimeout limit (~24.8 days) are not cut short',
-    {
-      todo:
-        'keyring.ts bug: the expiry timer is clamped to 2^31-1 ms but then drops the ' +
-        'identity unconditionally, so a 30-day key disappears after ~24.8 days',
-    },
-    (t) => {
-      t.mock.timers.enable({ apis: ['setTimeout'] });
-      const { kr, clock } = fakeClock();
-      kr.add(A, buf('a'), { lifetime: 30 * 86400, extensions: [] });
-      const step = 2 ** 31 - 1;
-      clock.t += step;
-      t.mock.timers.tick(step);
-      assert.deepEqual(comments(kr), ['a'], 'still 5 days to go');
-      clock.t += 30 * 86400_000 - step;
-      assert.deepEqual(comments(kr), []);
-      kr.clear();
-    },
-  );
+  test('lifetimes beyond the setTimeout limit (~24.8 days) are not cut short', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const { kr, clock } = fakeClock();
+    kr.add(A, buf('a'), { lifetime: 30 * 86400, extensions: [] });
+    const step = 2 ** 31 - 1;
+    clock.t += step;
+    t.mock.timers.tick(step);
+    assert.deepEqual(comments(kr), ['a'], 'still 5 days to go');
+    clock.t += 30 * 86400_000 - step;
+    assert.deepEqual(comments(kr), []);
+    kr.clear();
+  });
 });
 
 describe('confirm', () => {
@@ -432,22 +405,13 @@ describe('lock / unlock', () => {
     }
   });
 
-  test(
-    'a passphrase with extra trailing NUL bytes does not unlock',
-    {
-      todo:
-        'keyring.ts: the lock hash is scrypt(passphrase), whose HMAC zero-pads keys up to ' +
-        '64 bytes, so "pw" and "pw\\0" unlock alike (OpenSSH hashes with bcrypt_pbkdf, ' +
-        'which does not have this); hashing e.g. sha512(passphrase) first would fix it',
-    },
-    async () => {
-      const kr = new Keyring({ unlockDelayMs: 1 });
-      assert.equal(await kr.lock(buf('pw')), true);
-      assert.equal(await kr.unlock(buf('pw\0')), false);
-      assert.equal(await kr.unlock(Buffer.alloc(0)), false);
-      assert.equal(await kr.unlock(buf('pw')), true);
-    },
-  );
+  test('a passphrase with extra trailing NUL bytes does not unlock', async () => {
+    const kr = new Keyring({ unlockDelayMs: 1 });
+    assert.equal(await kr.lock(buf('pw')), true);
+    assert.equal(await kr.unlock(buf('pw\0')), false);
+    assert.equal(await kr.unlock(Buffer.alloc(0)), false);
+    assert.equal(await kr.unlock(buf('pw')), true);
+  });
 
   test('wrong passphrases: attempts are serialised and the delay grows', async () => {
     // The unlocker (vault hook) runs inside each attempt: it shows when attempts run.

@@ -149,10 +149,12 @@ export class Keyring<C extends RequestContext = RequestContext> {
     if (existing && !identityPermitted(existing.destinations, bindState(opts.ctx), null).ok)
       return 'identity not visible to this connection';
     const limit = this.opts.maxIdentities ?? 10000;
+    this.reap();
     if (!this.entries.has(id) && this.entries.size >= limit)
       return `identity limit ${limit} reached`;
     const lifetime = constraints.lifetime ?? this.opts.defaultLifetime;
-    this.drop(id);
+    // Replace in place: Map.set on an existing key keeps its position, as OpenSSH does.
+    if (existing?.timer) clearTimeout(existing.timer);
     const entry: Entry = {
       key,
       comment,
@@ -168,8 +170,7 @@ export class Keyring<C extends RequestContext = RequestContext> {
     ) {
       entry.expiresAt = this.now() + lifetime * 1000;
       // Timers only go up to ~24.8 days; reap() catches anything longer.
-      entry.timer = setTimeout(() => this.drop(id), Math.min(lifetime * 1000, 2 ** 31 - 1));
-      entry.timer.unref();
+      this.arm(id, entry, lifetime * 1000);
     }
     this.entries.set(id, entry);
     return null;
@@ -326,6 +327,26 @@ export class Keyring<C extends RequestContext = RequestContext> {
     return true;
   }
 
+  /**
+   * Expire an entry on time (real time: timers are real). setTimeout caps at
+   * ~24.8 days, so a longer lifetime re-arms until it is due.
+   */
+  private arm(id: string, entry: Entry, ms: number): void {
+    const due = Date.now() + ms;
+    const tick = () => {
+      if (this.entries.get(id) !== entry) return;
+      const left = due - Date.now();
+      if (left <= 0) {
+        this.drop(id);
+        return;
+      }
+      entry.timer = setTimeout(tick, Math.min(left, 2 ** 31 - 1));
+      entry.timer.unref();
+    };
+    entry.timer = setTimeout(tick, Math.min(ms, 2 ** 31 - 1));
+    entry.timer.unref();
+  }
+
   private reap(): void {
     const t = this.now();
     for (const [id, e] of this.entries)
@@ -334,9 +355,9 @@ export class Keyring<C extends RequestContext = RequestContext> {
 }
 
 function hashPassphrase(passphrase: Buffer, salt: Buffer): Promise<Buffer> {
+  // Pre-hash: scrypt's HMAC zero-pads short keys, so "pw" and "pw\0" would collide.
+  const pre = crypto.createHash('sha512').update(passphrase).digest();
   return new Promise((resolve, reject) =>
-    crypto.scrypt(passphrase, salt, 32, { N: 1 << 14 }, (err, key) =>
-      err ? reject(err) : resolve(key),
-    ),
+    crypto.scrypt(pre, salt, 32, { N: 1 << 14 }, (err, key) => (err ? reject(err) : resolve(key))),
   );
 }
