@@ -6,6 +6,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { choosePassphraseSource } from '../src/cli/passphrase';
+import { parseLifetime } from '../src/cli/vault';
 import { fingerprint } from '../src/vault/sshkey';
 import { VaultFile } from '../src/vault/store';
 import {
@@ -326,5 +328,32 @@ describe('tsagent vault CLI', () => {
       'verify',
     ])
       assert.match(help.stdout, new RegExp(`\\n  ${sub}\\b`));
+  });
+});
+
+describe('passphrase source (ssh-add rules) and lifetimes', () => {
+  it('chooses fd, askpass, terminal or nothing like OpenSSH readpass.c', () => {
+    const pick = (env: NodeJS.ProcessEnv, stdinIsTTY: boolean, fd?: number) =>
+      choosePassphraseSource({ env, stdinIsTTY, fd });
+    assert.equal(pick({ SSH_ASKPASS_REQUIRE: 'force' }, true, 3), 'fd');
+    assert.equal(pick({}, true), 'tty');
+    assert.equal(pick({ DISPLAY: ':0' }, true), 'tty');
+    assert.equal(pick({ DISPLAY: ':0', SSH_ASKPASS_REQUIRE: 'prefer' }, true), 'askpass');
+    assert.equal(pick({ SSH_ASKPASS_REQUIRE: 'prefer' }, true), 'tty');
+    assert.equal(pick({ SSH_ASKPASS_REQUIRE: 'force' }, true), 'askpass');
+    assert.equal(pick({ DISPLAY: ':0' }, false), 'askpass');
+    assert.equal(pick({ WAYLAND_DISPLAY: 'wayland-0' }, false), 'askpass');
+    assert.equal(pick({ DISPLAY: ':0', SSH_ASKPASS_REQUIRE: 'never' }, false), 'none');
+    assert.equal(pick({}, false), 'none');
+  });
+
+  it('parses lifetimes as seconds, ssh time formats or none', () => {
+    assert.equal(parseLifetime('3600'), 3600);
+    assert.equal(parseLifetime('90m'), 5400);
+    assert.equal(parseLifetime('1h30m'), 5400);
+    assert.equal(parseLifetime('2d'), 172800);
+    assert.equal(parseLifetime('none'), null);
+    for (const bad of ['0', '', 'soon', '-5', '1x', '1.5h'])
+      assert.throws(() => parseLifetime(bad), /--lifetime/);
   });
 });

@@ -110,27 +110,23 @@ export function fromKeyObject(key: crypto.KeyObject, comment: string): KeyMateri
       comment,
     };
   }
-  if (kind === 'rsa') {
-    const n = unb64u(jwk.n, 'n');
-    const e = unb64u(jwk.e, 'e');
-    const keyType = 'ssh-rsa';
-    return {
-      keyType,
-      privateFields: new Writer()
-        .mpint(n)
-        .mpint(e)
-        .mpint(unb64u(jwk.d, 'd'))
-        .mpint(unb64u(jwk.qi, 'qi'))
-        .mpint(unb64u(jwk.p, 'p'))
-        .mpint(unb64u(jwk.q, 'q'))
-        .toBuffer(),
-      publicBlob: new Writer().string(keyType).mpint(e).mpint(n).toBuffer(),
-      comment,
-    };
-  }
-  throw new KeyFormatError(
-    `unsupported key algorithm ${kind ?? 'unknown'} (tsagent stores ed25519, ecdsa and rsa keys)`,
-  );
+  // kind === 'rsa'
+  const n = unb64u(jwk.n, 'n');
+  const e = unb64u(jwk.e, 'e');
+  const keyType = 'ssh-rsa';
+  return {
+    keyType,
+    privateFields: new Writer()
+      .mpint(n)
+      .mpint(e)
+      .mpint(unb64u(jwk.d, 'd'))
+      .mpint(unb64u(jwk.qi, 'qi'))
+      .mpint(unb64u(jwk.p, 'p'))
+      .mpint(unb64u(jwk.q, 'q'))
+      .toBuffer(),
+    publicBlob: new Writer().string(keyType).mpint(e).mpint(n).toBuffer(),
+    comment,
+  };
 }
 
 /**
