@@ -33,6 +33,8 @@ export interface AgentServerOptions {
   maxConnections?: number;
   /** Close a connection that sends nothing for this long (ms); 0 = never. */
   idleTimeoutMs?: number;
+  /** A message, once begun, must arrive whole within this time (ms): no slow-loris. */
+  messageTimeoutMs?: number;
   /** Receives the secret of an owner lock (see lockForOwner) so the owner can unlock. */
   onOwnerLock?: (secret: Buffer) => void;
   /** Uids allowed to connect besides root (default: only this process's own uid). */
@@ -116,6 +118,20 @@ export class AgentServer {
 
     let pending: Buffer = Buffer.alloc(0);
     let busy = false;
+    // Armed while a message is partly received; cleared when nothing is pending.
+    let partial: NodeJS.Timeout | undefined;
+    const watchPartial = () => {
+      const waiting = pending.length > 0 && !busy && !socket.destroyed;
+      if (!waiting) {
+        clearTimeout(partial);
+        partial = undefined;
+      } else if (!partial && this.opts.messageTimeoutMs) {
+        partial = setTimeout(() => {
+          this.log(`connection ${ctx.id}: message not completed in time, closing`);
+          socket.destroy();
+        }, this.opts.messageTimeoutMs);
+      }
+    };
     const pump = async () => {
       if (busy) return;
       busy = true;
@@ -161,6 +177,7 @@ export class AgentServer {
         busy = false;
       }
       if (!socket.destroyed && socket.isPaused()) socket.resume();
+      watchPartial();
     };
 
     socket.on('data', (chunk: Buffer) => {
@@ -169,9 +186,11 @@ export class AgentServer {
       // further than one maximal message ahead: memory per connection stays bounded.
       if (busy && pending.length > MAX_MESSAGE + 8) socket.pause();
       void pump();
+      watchPartial();
     });
     socket.on('error', () => {});
     socket.on('close', () => {
+      clearTimeout(partial);
       this.sockets.delete(socket);
       this.log(`connection ${ctx.id} closed`);
     });

@@ -172,7 +172,15 @@ export interface DaemonConfig {
   vault?: string;
   /** Lock after this many idle seconds. */
   lockAfter?: number;
+  maxConnections: number;
+  /** Seconds a connection may stay silent; 0 = for ever. */
+  idleTimeout: number;
+  /** Refuse to start if a process protection step fails. */
+  strict: boolean;
 }
+
+/** Defaults for the connection limits (documented in tsagent(1)). */
+export const LIMITS = { maxConnections: 256, idleTimeout: 3600, messageTimeoutMs: 10_000 } as const;
 
 /** Data files live beside the vault: `$XDG_DATA_HOME/tsagent/` by default. */
 function defaultVaultPath(env: NodeJS.ProcessEnv): string {
@@ -196,6 +204,9 @@ export function daemonConfig(o: AgentOptions, paths: AgentPaths, env = process.e
     auditLog: auditLog && path.resolve(auditLog),
     vault,
     lockAfter: o.lockAfter,
+    maxConnections: o.maxConnections ?? LIMITS.maxConnections,
+    idleTimeout: o.idleTimeout ?? LIMITS.idleTimeout,
+    strict: o.strict,
   };
 }
 

@@ -16,6 +16,9 @@ export interface AgentOptions {
   vault?: string; // --vault PATH
   auditLog?: string; // --audit-log PATH
   lockAfter?: number; // --lock-after LIFE, seconds
+  maxConnections?: number; // --max-connections N
+  idleTimeout?: number; // --idle-timeout LIFE, seconds
+  strict: boolean; // --strict
   command: string[];
 }
 
@@ -24,7 +27,8 @@ export class UsageError extends Error {}
 export const USAGE = `usage: tsagent [-c | -s] [-Dd] [-a bind_address] [-E fingerprint_hash]
                [-O option] [-P allowed_providers] [-t life] [--new]
                [--vault path] [--audit-log path] [--lock-after life]
-               [--confirm-forwarded]
+               [--confirm-forwarded] [--max-connections n]
+               [--idle-timeout life] [--strict]
        tsagent [-a bind_address] [-E fingerprint_hash] [-O option]
                [-P allowed_providers] [-t life] command [arg ...]
        tsagent [-c | -s] -k
@@ -64,6 +68,7 @@ export function parseLifetime(s: string): number | null {
 export function parseAgentArgs(argv: string[]): AgentOptions {
   const o: AgentOptions = {
     confirmForwarded: false,
+    strict: false,
     foreground: false,
     debug: false,
     kill: false,
@@ -175,6 +180,22 @@ function parseLongOption(o: AgentOptions, argv: string[], i: number): number {
       o.lockAfter = t;
       break;
     }
+    case '--max-connections': {
+      const v = value();
+      if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 65536)
+        throw new UsageError(`--max-connections needs a number from 1 to 65536, not "${v}"`);
+      o.maxConnections = Number(v);
+      break;
+    }
+    case '--idle-timeout': {
+      const t = parseLifetime(value());
+      if (t === null) throw new UsageError('Invalid --idle-timeout time');
+      o.idleTimeout = t;
+      break;
+    }
+    case '--strict':
+      o.strict = true;
+      break;
     default:
       throw new UsageError(`unknown option ${name}`);
   }

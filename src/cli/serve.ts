@@ -15,7 +15,7 @@ import type { Response } from '../agent/protocol';
 import { AgentServer, ConnectionContext, Logger, SignEvent } from '../agent/server';
 import { EXT } from './control';
 import { VaultBridge } from './vault-bridge';
-import { AgentPaths, CliError, DaemonConfig } from './daemon';
+import { AgentPaths, CliError, DaemonConfig, LIMITS } from './daemon';
 
 export interface RunningAgent {
   server: AgentServer;
@@ -151,8 +151,12 @@ export async function serveAgent(
   signals: NodeJS.Signals[],
 ): Promise<RunningAgent> {
   process.umask(0o077);
-  if (!disableDumping())
-    log('warning: could not disable core dumps and ptrace (prctl PR_SET_DUMPABLE)');
+  if (!disableDumping()) {
+    const msg = 'could not disable core dumps and ptrace (prctl PR_SET_DUMPABLE)';
+    if (cfg.strict) throw new CliError(`${msg}: refusing to start (--strict)`);
+    log(`warning: ${msg}`);
+    process.stderr.write(`tsagent: warning: ${msg}\n`);
+  }
   const env = { ...process.env };
   const vault = cfg.vault
     ? new VaultBridge(cfg.vault, log, (ids) => keyring.replaceVaultIdentities(ids))
@@ -186,6 +190,9 @@ export async function serveAgent(
   const startedAt = Date.now();
   const server: AgentServer = new AgentServer(keyring, {
     log,
+    maxConnections: cfg.maxConnections,
+    idleTimeoutMs: cfg.idleTimeout * 1000,
+    messageTimeoutMs: LIMITS.messageTimeoutMs,
     extensions: {
       [EXT.status]: async () =>
         reply(
@@ -248,6 +255,11 @@ export async function serveAgent(
         }
       }
     })());
+  // A bug in one request's handling must not take every key down with it.
+  process.on('uncaughtException', (e) =>
+    log(`internal error (agent keeps serving): ${e.stack ?? e}`),
+  );
+  process.on('unhandledRejection', (e) => log(`internal error (agent keeps serving): ${e}`));
   // A screen locker or suspend hook locks the agent with `kill -USR1 PID`.
   process.on('SIGUSR1', () => void server.lockForOwner('SIGUSR1'));
   for (const sig of signals) {
