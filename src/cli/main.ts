@@ -78,6 +78,10 @@ async function runCommand(o: AgentOptions): Promise<number> {
 }
 
 async function runAgent(argv: string[]): Promise<number> {
+  if (argv[0] === '-h' || argv[0] === '--help') {
+    await write((require('./options') as typeof import('./options')).HELP);
+    return 0;
+  }
   const { parseAgentArgs, UsageError, USAGE, envLines, shellSyntax } =
     require('./options') as typeof import('./options');
   let o: AgentOptions;

@@ -32,7 +32,42 @@ export const USAGE = `usage: tsagent [-c | -s] [-Dd] [-a bind_address] [-E finge
        tsagent [-a bind_address] [-E fingerprint_hash] [-O option]
                [-P allowed_providers] [-t life] command [arg ...]
        tsagent [-c | -s] -k
-       tsagent vault|unlock|lock ... (see tsagent(1))`;
+       tsagent vault|unlock|lock|status|log|init ... (see tsagent(1))`;
+
+/** `tsagent --help`: every flag and subcommand, one line each. */
+export const HELP = `tsagent: an ssh-agent with an encrypted key vault (drop-in for OpenSSH's ssh-agent)
+
+${USAGE}
+
+Agent options (as ssh-agent):
+  -a bind_address        bind the agent to this Unix socket (a new agent, as ssh-agent)
+  -c                     print C-shell commands (default: from $SHELL)
+  -s                     print Bourne shell commands
+  -D                     run in the foreground
+  -d                     run in the foreground with a debug log on standard error
+  -k                     kill the agent named by $SSH_AGENT_PID
+  -t life                default lifetime of added keys (90, 10m, 1h30m)
+  -E fingerprint_hash    fingerprints in prompts: sha256 (default) or md5
+  -O option              no-restrict-websafe or allow-remote-pkcs11 (accepted, no effect)
+  -P allowed_providers   accepted; PKCS#11 providers are not supported
+tsagent options:
+  --new                  start a new agent instead of re-using the running one
+  --vault path           the vault file (default: $TSAGENT_VAULT, else $XDG_DATA_HOME/tsagent/vault)
+  --audit-log path       log every sign request here (default: audit.log beside the vault)
+  --lock-after life      lock after this long without a signature
+  --confirm-forwarded    ask before any use of a key through a forwarded connection
+  --max-connections n    connections served at once (default 256)
+  --idle-timeout life    close connections silent for this long (default 1h; 0 = never)
+  --strict               refuse to start if process protection (no ptrace, no core dumps) fails
+  -h, --help             show this help
+Commands:
+  tsagent vault ...      manage the vault (tsagent vault --help)
+  tsagent unlock         unlock the agent and load the vault's keys
+  tsagent lock           lock the agent (the vault passphrase unlocks)
+  tsagent status         show the agent's state (--json; exit 0 unlocked with keys, 1 locked/empty, 2 no agent)
+  tsagent log            show the audit log (--follow, --json)
+  tsagent init SHELL     print the rc-file snippet for bash, zsh or fish
+`;
 
 const UNITS: Record<string, number> = {
   '': 1,
