@@ -11,6 +11,7 @@ import {
   AGENTS,
   AgentSpec,
   TSAGENTS,
+  TSAGENT_MAIN,
   agentAnswers,
   agentCommand,
   startAgent,
@@ -23,16 +24,26 @@ function track(pid: number): number {
   started.add(pid);
   return pid;
 }
+/** Is `pid` still one of our agents? (pid_max may be small: never kill a recycled pid) */
+function isAgent(pid: number): boolean {
+  try {
+    const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return alive(pid) && (cmd.includes('ssh-agent') || cmd.includes(TSAGENT_MAIN));
+  } catch {
+    return false;
+  }
+}
 async function killAll(): Promise<void> {
-  for (const pid of started) {
+  const pids = [...started];
+  started.clear();
+  for (const pid of pids) {
     try {
-      process.kill(pid, 'SIGKILL');
+      if (isAgent(pid)) process.kill(pid, 'SIGKILL');
     } catch {
-      // already gone
+      // exited meanwhile
     }
   }
-  for (const pid of started) await waitFor(`pid ${pid} to exit`, () => !alive(pid), 5000);
-  started.clear();
+  for (const pid of pids) await waitFor(`pid ${pid} to exit`, () => !alive(pid), 5000);
 }
 afterEach(killAll);
 
@@ -48,10 +59,11 @@ function agentRun(
 }
 
 /** Parse ssh-agent's sh or csh lines: the socket and pid (and track the pid). */
-function parseLines(out: string): { sock: string; pid: number } {
+function parseLines(r: RunResult): { sock: string; pid: number } {
+  const out = r.stdout;
   const sock = /SSH_AUTH_SOCK[= ]([^;]+);/.exec(out)?.[1];
   const pid = Number(/echo Agent pid (\d+);/.exec(out)?.[1]);
-  assert.ok(sock && pid > 1, `unexpected output: ${out}`);
+  assert.ok(sock && pid > 1, `unexpected output (exit ${r.code}): ${out}${r.stderr}`);
   track(pid);
   return { sock, pid };
 }
@@ -88,9 +100,12 @@ for (const agent of AGENTS) {
         const sock = path.join(dir, `agent-${i}.sock`);
         const r = await agentRun(agent, [...flags, '-a', sock], env);
         assert.equal(r.code, 0, r.stderr);
-        const { pid } = parseLines(r.stdout);
+        const { pid } = parseLines(r);
         assert.equal(r.stdout, syntax === 'sh' ? shLines(sock, pid) : cshLines(sock, pid));
-        assert.ok(await agentAnswers(sock));
+        assert.ok(
+          await agentAnswers(sock),
+          `agent ${pid} not answering: alive ${alive(pid)}, socket exists ${fs.existsSync(sock)}`,
+        );
 
         const k = await agentRun(agent, ['-k', ...flags], { ...env, SSH_AGENT_PID: String(pid) });
         assert.equal(k.code, 0, k.stderr);
@@ -219,7 +234,7 @@ for (const agent of TSAGENTS) {
     it('starting twice gives the same socket and pid, and one agent', async () => {
       const first = await start();
       assert.equal(first.code, 0, first.stderr);
-      const { pid } = parseLines(first.stdout);
+      const { pid } = parseLines(first);
       assert.equal(first.stdout, shLines(sock, pid));
       assert.equal(fs.statSync(defaultDir).mode & 0o777, 0o700);
       assert.equal(fs.statSync(sock).mode & 0o777, 0o600);
@@ -242,7 +257,7 @@ for (const agent of TSAGENTS) {
     it('three concurrent starts: still one agent', async () => {
       const rs = await Promise.all([start(), start(), start()]);
       for (const r of rs) assert.equal(r.code, 0, r.stderr);
-      const pids = rs.map((r) => parseLines(r.stdout).pid);
+      const pids = rs.map((r) => parseLines(r).pid);
       assert.equal(new Set(pids).size, 1, `pids ${pids.join(' ')}`);
       assert.deepEqual(rs[1].stdout, rs[0].stdout);
       assert.deepEqual(rs[2].stdout, rs[0].stdout);
@@ -250,14 +265,14 @@ for (const agent of TSAGENTS) {
     });
 
     it('a stale socket (agent killed with SIGKILL) is replaced by a new agent', async () => {
-      const first = parseLines((await start()).stdout);
+      const first = parseLines(await start());
       process.kill(first.pid, 'SIGKILL');
       await waitFor('the agent to die', () => !alive(first.pid));
       assert.ok(fs.existsSync(sock), 'SIGKILL leaves the socket behind');
       assert.equal(await agentAnswers(sock), false);
       const r = await start();
       assert.equal(r.code, 0, r.stderr);
-      const second = parseLines(r.stdout);
+      const second = parseLines(r);
       assert.notEqual(second.pid, first.pid);
       assert.equal(second.sock, sock);
       assert.ok(await agentAnswers(sock));
@@ -265,10 +280,10 @@ for (const agent of TSAGENTS) {
     });
 
     it('--new starts another agent even though the default one is live', async () => {
-      const def = parseLines((await start()).stdout);
+      const def = parseLines(await start());
       const r = await agentRun(agent, ['--new'], { ...env(), TMPDIR: xdg });
       assert.equal(r.code, 0, r.stderr);
-      const other = parseLines(r.stdout);
+      const other = parseLines(r);
       assert.notEqual(other.pid, def.pid);
       assert.notEqual(other.sock, sock);
       assert.ok(await agentAnswers(other.sock));
