@@ -12,6 +12,7 @@ const SUBCOMMANDS: Record<string, () => (argv: string[]) => Promise<number>> = {
   lock: () => require('./control').runLock,
   unlock: () => require('./control').runUnlock,
   log: () => require('./log').runLog,
+  add: () => require('./add').runAdd,
 };
 
 function write(s: string): Promise<void> {

@@ -62,6 +62,8 @@ tsagent options:
   -h, --help             show this help
 Commands:
   tsagent vault ...      manage the vault (tsagent vault --help)
+  tsagent add [--save] [-c] [-t life] file ...
+                         add keys as ssh-add does; --save also stores them in the vault
   tsagent unlock         unlock the agent and load the vault's keys
   tsagent lock           lock the agent (the vault passphrase unlocks)
   tsagent status         show the agent's state (--json; exit 0 unlocked with keys, 1 locked/empty, 2 no agent)

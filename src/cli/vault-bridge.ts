@@ -97,7 +97,7 @@ export class VaultBridge {
           key,
           comment: Buffer.from(vi.comment),
           constraints: { lifetime: vi.lifetime, confirm: vi.confirm, extensions: [], destinations },
-          confirmForwarded: vi.extra?.confirmForwarded === true,
+          confirmForwarded: vi.confirmForwarded === true,
         });
       } catch (e) {
         this.log(`vault key "${vi.comment}" not loaded: ${(e as Error).message}`);

@@ -1,6 +1,7 @@
 // `tsagent vault …`: manage the encrypted key vault. Logic lives in src/vault;
 // this file only parses arguments, asks passphrases and prints results.
 // Data (public keys, listings) goes to stdout; status and errors to stderr.
+import { parseLifetime as parseAgentLifetime } from './options';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { Command as CommandType } from 'commander';
@@ -59,13 +60,8 @@ function parseInteger(flag: string, min = 0) {
 /** SECONDS, an ssh-style time (90m, 1h30m, 2d) or "none". */
 export function parseLifetime(value: string): number | null {
   if (value === 'none') return null;
-  const units: Record<string, number> = { '': 1, s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
-  const parts = /^(\d+[smhdw]?)+$/i.test(value) ? value.match(/\d+[smhdw]?/gi) : null;
-  const seconds = (parts ?? []).reduce((sum, p) => {
-    const unit = /[smhdw]$/i.test(p) ? p.slice(-1).toLowerCase() : '';
-    return sum + parseInt(p, 10) * units[unit];
-  }, 0);
-  if (!parts || !(seconds > 0) || !Number.isSafeInteger(seconds))
+  const seconds = parseAgentLifetime(value);
+  if (!seconds)
     throw new UsageError(
       `--lifetime needs seconds (e.g. 3600), a time like 1h30m, or "none"; not "${value}"`,
     );
@@ -122,7 +118,9 @@ async function unlock(
 function describeIdentity(id: VaultIdentity): string {
   const defaults = [
     id.confirm ? '[confirm]' : '',
+    id.confirmForwarded ? '[confirm-forwarded]' : '',
     id.lifetime ? `[lifetime ${formatLifetime(id.lifetime)}]` : '',
+    id.allow?.length ? `[allow ${id.allow.join(',')}]` : '',
   ]
     .filter(Boolean)
     .join(' ');
@@ -275,15 +273,67 @@ async function cmdRename(ctx: Context, oldName: string, newName: string) {
   }
 }
 
-async function cmdSet(ctx: Context, name: string, opts: { confirm?: boolean; lifetime?: string }) {
-  if (opts.confirm === undefined && opts.lifetime === undefined)
-    throw new UsageError('nothing to set: give --confirm, --no-confirm or --lifetime SECONDS|none');
+async function cmdSet(
+  ctx: Context,
+  name: string,
+  opts: {
+    confirm?: boolean;
+    lifetime?: string;
+    allow?: string[];
+    clearAllow?: boolean;
+    confirmForwarded?: boolean;
+  },
+) {
+  if (
+    opts.confirm === undefined &&
+    opts.lifetime === undefined &&
+    opts.allow === undefined &&
+    !opts.clearAllow &&
+    opts.confirmForwarded === undefined
+  )
+    throw new UsageError(
+      'nothing to set: give --confirm, --no-confirm, --lifetime SECONDS|none, --allow HOP, --clear-allow or --[no-]confirm-forwarded',
+    );
   const lifetime = opts.lifetime === undefined ? undefined : parseLifetime(opts.lifetime);
+  if (opts.allow) checkAllow(ctx, opts.allow);
   const vault = await unlock(ctx);
   try {
-    ctx.note(describeIdentity(vault.update(name, { confirm: opts.confirm, lifetime })));
+    const allow = opts.clearAllow ? null : opts.allow;
+    ctx.note(
+      describeIdentity(
+        vault.update(name, {
+          confirm: opts.confirm,
+          lifetime,
+          allow,
+          confirmForwarded: opts.confirmForwarded,
+        }),
+      ),
+    );
   } finally {
     vault.lock();
+  }
+}
+
+/** Check --allow specs; warn about hosts the agent will not find in known_hosts. */
+function checkAllow(ctx: Context, specs: string[]): void {
+  const { destinationsFromSpecs } =
+    require('../agent/destination') as typeof import('../agent/destination');
+  const { readKnownHosts, keysForHost } =
+    require('../agent/known-hosts') as typeof import('../agent/known-hosts');
+  const known = readKnownHosts();
+  try {
+    const unknown = new Set<string>();
+    const lookup = (h: string) =>
+      keysForHost(known, h).map((k) => ({ key: k.keyBlob, isCA: k.isCA }));
+    for (const d of destinationsFromSpecs(specs, lookup))
+      for (const hop of [d.from, d.to])
+        if (hop.hostname && hop.keys.length === 0) unknown.add(hop.hostname);
+    for (const h of unknown)
+      ctx.note(
+        `warning: ${h} is not in your known_hosts: the key cannot be used there until you have connected to it once`,
+      );
+  } catch (e) {
+    throw new UsageError(`--allow: ${(e as Error).message}`);
   }
 }
 
@@ -430,6 +480,14 @@ function buildProgram(
     .option('--confirm', 'ask for confirmation before each use')
     .option('--no-confirm', 'do not ask for confirmation')
     .option('--lifetime <seconds>', 'lifetime after unlocking (seconds, 1h30m, or "none")')
+    .option(
+      '--allow <hop>',
+      'allow use only on this hop (ssh-add -h syntax: host, user@host, from>to); repeatable',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
+    .option('--clear-allow', 'remove all destination constraints')
+    .option('--confirm-forwarded', 'ask for confirmation when used through a forwarded agent')
+    .option('--no-confirm-forwarded', 'do not ask for forwarded use (unless --confirm)')
     .action((name, opts, cmd) => run((ctx) => cmdSet(ctx, name, opts), cmd));
   kdfOptions(
     program

@@ -70,8 +70,10 @@ export interface VaultIdentity extends KeyMaterial {
   confirm?: boolean;
   /** Seconds the agent keeps the key after unlocking (ssh-add -t). */
   lifetime?: number;
-  /** Destination constraints, kept for the forwarding work. */
+  /** Destination constraints (ssh-add -h syntax: `host`, `user@host`, `from>to`). */
   allow?: string[];
+  /** Ask for confirmation only when used through a forwarded connection. */
+  confirmForwarded?: boolean;
   /** Metadata keys written by a newer tsagent, preserved on rewrite. */
   extra?: Record<string, unknown>;
 }
@@ -179,7 +181,15 @@ function buildHeader(key: VaultKey, nonce: Buffer, ctLength: number): Buffer {
   return h;
 }
 
-const KNOWN_META = new Set(['comment', 'created', 'lastUsed', 'confirm', 'lifetime', 'allow']);
+const KNOWN_META = new Set([
+  'comment',
+  'created',
+  'lastUsed',
+  'confirm',
+  'lifetime',
+  'allow',
+  'confirmForwarded',
+]);
 
 export function encodePayload(identities: readonly VaultIdentity[]): Buffer {
   const w = new Writer().uint32(identities.length);
@@ -192,6 +202,7 @@ export function encodePayload(identities: readonly VaultIdentity[]): Buffer {
     if (id.confirm !== undefined) meta.confirm = id.confirm;
     if (id.lifetime !== undefined) meta.lifetime = id.lifetime;
     if (id.allow !== undefined) meta.allow = id.allow;
+    if (id.confirmForwarded !== undefined) meta.confirmForwarded = id.confirmForwarded;
     w.string(id.keyType)
       .string(id.publicBlob)
       .string(id.privateFields)
@@ -251,6 +262,8 @@ export function decodePayload(plain: Buffer): VaultIdentity[] {
       if (meta.confirm !== undefined) id.confirm = meta.confirm as boolean;
       if (meta.lifetime !== undefined) id.lifetime = meta.lifetime as number;
       if (meta.allow !== undefined) id.allow = meta.allow as string[];
+      if (meta.confirmForwarded !== undefined)
+        id.confirmForwarded = meta.confirmForwarded as boolean;
       if (Object.keys(extra).length) id.extra = extra;
       checkIdentity(id);
       out.push(id);

@@ -477,6 +477,9 @@ export function findIdentity(
 
 export interface IdentityDefaults {
   confirm?: boolean;
+  confirmForwarded?: boolean;
+  /** Destination constraints to add; null clears them all. */
+  allow?: string[] | null;
   /** Seconds; null clears it. */
   lifetime?: number | null;
 }
@@ -628,6 +631,12 @@ function applyDefaults(id: VaultIdentity, d: IdentityDefaults): void {
     if (d.confirm) id.confirm = true;
     else delete id.confirm;
   }
+  if (d.confirmForwarded !== undefined) {
+    if (d.confirmForwarded) id.confirmForwarded = true;
+    else delete id.confirmForwarded;
+  }
+  if (d.allow === null) delete id.allow;
+  else if (d.allow?.length) id.allow = [...new Set([...(id.allow ?? []), ...d.allow])];
   if (d.lifetime === null) delete id.lifetime;
   else if (d.lifetime !== undefined) {
     if (!Number.isInteger(d.lifetime) || d.lifetime <= 0)

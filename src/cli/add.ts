@@ -1,0 +1,144 @@
+// `tsagent add [--save] [-c] [-t life] FILE…`: like ssh-add FILE, and with
+// --save the key is also stored in the vault (so it comes back after a reboot).
+
+import * as fs from 'node:fs';
+import { AgentClient } from '../agent/client';
+import { fingerprint } from '../agent/keys';
+import type { Constraints } from '../agent/protocol';
+import type { ImportedKey } from '../vault/keyfile';
+import { agentSocket } from './control';
+import { parseLifetime } from './options';
+import { PassphraseReader } from './passphrase';
+
+const USAGE =
+  'usage: tsagent add [--save] [-c] [-t life] [--vault path] [--passphrase-fd n] file ...';
+
+interface AddOptions {
+  save: boolean;
+  confirm: boolean;
+  lifetime?: number;
+  vault?: string;
+  fd?: number;
+  files: string[];
+}
+
+function parseArgs(argv: string[]): AddOptions {
+  const o: AddOptions = { save: false, confirm: false, files: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = () => {
+      if (i + 1 >= argv.length) throw new Error(`option ${a} requires an argument`);
+      return argv[++i];
+    };
+    if (a === '--save') o.save = true;
+    else if (a === '-c') o.confirm = true;
+    else if (a === '-t') {
+      const t = parseLifetime(value());
+      if (t === null) throw new Error('Invalid lifetime');
+      o.lifetime = t;
+    } else if (a === '--vault') o.vault = value();
+    else if (a === '--passphrase-fd') {
+      const v = value();
+      if (!/^\d+$/.test(v))
+        throw new Error(`--passphrase-fd needs a file descriptor number, not "${v}"`);
+      o.fd = Number(v);
+    } else if (a.startsWith('-') && a !== '-') throw new Error(`unknown option ${a}`);
+    else o.files.push(a);
+  }
+  if (o.files.length === 0) throw new Error('no key file given');
+  return o;
+}
+
+export async function runAdd(argv: string[]): Promise<number> {
+  let o: AddOptions;
+  try {
+    o = parseArgs(argv);
+  } catch (e) {
+    process.stderr.write(`tsagent add: ${(e as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  const { parseKeyFile, KeyFileError } =
+    require('../vault/keyfile') as typeof import('../vault/keyfile');
+  const pass = new PassphraseReader({ fd: o.fd });
+  const keys: ImportedKey[] = [];
+  for (const file of o.files) {
+    let data: Buffer;
+    try {
+      data = fs.readFileSync(file);
+    } catch (e) {
+      process.stderr.write(`tsagent add: cannot read ${file}: ${(e as Error).message}\n`);
+      return 1;
+    }
+    try {
+      keys.push(parseKeyFile(data, { defaultComment: file }));
+    } catch (e) {
+      if (!(e instanceof KeyFileError) || e.code !== 'NEEDS_PASSPHRASE') {
+        process.stderr.write(`tsagent add: ${file}: ${(e as Error).message}\n`);
+        return 1;
+      }
+      const p = await pass.ask(`Enter passphrase for ${file}: `);
+      try {
+        keys.push(parseKeyFile(data, { defaultComment: file, passphrase: p }));
+      } catch (e2) {
+        process.stderr.write(`tsagent add: ${file}: ${(e2 as Error).message}\n`);
+        return 1;
+      } finally {
+        p.fill(0);
+      }
+    }
+  }
+  let client: AgentClient;
+  try {
+    client = await AgentClient.connect(agentSocket());
+  } catch {
+    process.stderr.write(
+      `tsagent add: no agent at ${agentSocket()}: start it with eval "$(tsagent)"\n`,
+    );
+    return 2;
+  }
+  const constraints: Constraints = {
+    extensions: [],
+    confirm: o.confirm || undefined,
+    lifetime: o.lifetime,
+  };
+  try {
+    for (const k of keys) {
+      const r = await client.request({
+        type: 'add',
+        keyType: k.keyType,
+        fields: k.privateFields,
+        comment: k.comment,
+        constraints,
+      });
+      if (r.type !== 'success') {
+        process.stderr.write(`tsagent add: the agent refused ${k.comment} (locked?)\n`);
+        return 1;
+      }
+      process.stderr.write(`Identity added: ${k.comment} (${fingerprint(k.publicBlob)})\n`);
+    }
+  } finally {
+    client.close();
+  }
+  if (o.save) {
+    const { VaultFile, resolveVaultPath } =
+      require('../vault/store') as typeof import('../vault/store');
+    const file = new VaultFile(resolveVaultPath(o.vault));
+    file.checkIntegrity();
+    const p = await pass.ask('Enter passphrase for the vault: ');
+    const vault = await file.unlock(p).finally(() => p.fill(0));
+    try {
+      const { added, skipped } = vault.add(keys, {
+        confirm: o.confirm || undefined,
+        lifetime: o.lifetime,
+      });
+      for (const id of added)
+        process.stderr.write(`Saved in the vault: ${id.comment} (${fingerprint(id.publicBlob)})\n`);
+      for (const s of skipped)
+        process.stderr.write(`Already in the vault: ${s.existing.comment}\n`);
+    } finally {
+      vault.lock();
+    }
+  }
+  for (const k of keys) k.privateFields.fill(0);
+  return 0;
+}
