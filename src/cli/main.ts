@@ -12,6 +12,7 @@ const SUBCOMMANDS: Record<string, () => (argv: string[]) => Promise<number>> = {
   lock: () => require('./control').runLock,
   unlock: () => require('./control').runUnlock,
   log: () => require('./log').runLog,
+  init: () => require('./init').runInit,
   add: () => require('./add').runAdd,
 };
 
