@@ -279,6 +279,7 @@ for (const agent of AGENTS) {
   describe(`ssh-add -c against ${agent.name} (confirm through SSH_ASKPASS)`, { skip }, () => {
     confirmTests(agent, 'sha256');
     confirmTests(agent, 'md5');
+    askpassGateTests(agent);
   });
 
   describe(`agent -t (default lifetime) against ${agent.name}`, { skip }, () => {
@@ -378,6 +379,52 @@ function confirmTests(agent: AgentSpec, hash: 'sha256' | 'md5'): void {
       });
     }
   });
+}
+
+/**
+ * When may the agent run askpass at all? As OpenSSH: only with a display or
+ * SSH_ASKPASS_REQUIRE=force, never with =never; otherwise the use is refused unasked.
+ */
+function askpassGateTests(agent: AgentSpec): void {
+  const cases: [string, Record<string, string | undefined>, boolean][] = [
+    ['no DISPLAY, no SSH_ASKPASS_REQUIRE', {}, false],
+    [
+      'SSH_ASKPASS_REQUIRE=never with DISPLAY',
+      { DISPLAY: ':0', SSH_ASKPASS_REQUIRE: 'never' },
+      false,
+    ],
+    ['SSH_ASKPASS_REQUIRE=force, no DISPLAY', { SSH_ASKPASS_REQUIRE: 'force' }, true],
+  ];
+  for (const [label, env, asks] of cases) {
+    it(`askpass ${asks ? 'runs' : 'never runs'} with ${label}`, async () => {
+      const adir = mkTemp();
+      const ask = new Askpass(adir);
+      ask.answer('yes');
+      const a = await startAgent(agent, { env: { SSH_ASKPASS: ask.program, ...env } });
+      try {
+        const k = keys[0];
+        expectRun(
+          await sshAdd(a.sock, ['-c', name(k)]),
+          0,
+          '',
+          `${added(k)}The user must confirm each use of the key\n`,
+        );
+        const r = await sshAdd(a.sock, ['-T', pubName(k)]);
+        if (asks) expectRun(r, 0, '', '');
+        else
+          expectRun(
+            r,
+            1,
+            '',
+            `Agent signature failed for ${pubName(k)}: agent refused operation\n`,
+          );
+        assert.equal(ask.calls().length, asks ? 1 : 0);
+      } finally {
+        await a.stop();
+        rmTemp(adir);
+      }
+    });
+  }
 }
 
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

@@ -6,12 +6,23 @@ import { spawn } from 'node:child_process';
 
 export const DEFAULT_ASKPASS = '/usr/bin/ssh-askpass';
 
+/**
+ * May askpass run at all? OpenSSH's rules: only with a display (DISPLAY or
+ * WAYLAND_DISPLAY) or SSH_ASKPASS_REQUIRE=force, and never with =never.
+ */
+export function askpassAllowed(env: NodeJS.ProcessEnv): boolean {
+  const require = (env.SSH_ASKPASS_REQUIRE ?? '').toLowerCase();
+  if (require === 'never') return false;
+  return require === 'force' || !!env.DISPLAY || !!env.WAYLAND_DISPLAY;
+}
+
 /** Run the askpass program; resolves true only on an affirmative answer. */
 export function askConfirm(
   prompt: string,
   env: NodeJS.ProcessEnv = process.env,
   timeoutMs = 120_000,
 ): Promise<boolean> {
+  if (!askpassAllowed(env)) return Promise.resolve(false);
   const program = env.SSH_ASKPASS || DEFAULT_ASKPASS;
   return new Promise((resolve) => {
     let out = '';

@@ -68,9 +68,16 @@ async function runCommand(o: AgentOptions): Promise<number> {
       await agent.shutdown();
       resolve(code);
     };
-    child.on('error', (e) => {
-      process.stderr.write(`tsagent: ${o.command[0]}: ${e.message}\n`);
-      void finish(127);
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      // As ssh-agent's execvp failure: "cmd: No such file or directory", exit 1.
+      const why =
+        e.code === 'ENOENT'
+          ? 'No such file or directory'
+          : e.code === 'EACCES'
+            ? 'Permission denied'
+            : e.message;
+      process.stderr.write(`${o.command[0]}: ${why}\n`);
+      void finish(1);
     });
     child.on('exit', (code, signal) => {
       const os = require('node:os') as typeof import('node:os');
