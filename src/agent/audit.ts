@@ -34,7 +34,8 @@ export class AuditLog {
   /** Append one record. Synchronous: a record must not be lost if the agent is killed next. */
   append(record: AuditRecord): void {
     const line = JSON.stringify(record) + '\n';
-    if (this.size + line.length > this.limit && this.size > 0) this.rotate();
+    const bytes = Buffer.byteLength(line);
+    if (this.size + bytes > this.limit && this.size > 0) this.rotate();
     const fd = fs.openSync(
       this.file,
       fs.constants.O_WRONLY |
@@ -48,7 +49,7 @@ export class AuditLog {
     } finally {
       fs.closeSync(fd);
     }
-    this.size += Buffer.byteLength(line);
+    this.size += bytes;
   }
 
   private rotate(): void {
