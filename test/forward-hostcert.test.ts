@@ -186,13 +186,7 @@ for (const agent of AGENTS) {
       await a?.stop();
       rmTemp(adir);
     });
-    // tsagent refuses every session bind to a host certificate: verifySignature
-    // (src/agent/keys.ts) takes only plain public blobs. Until that is fixed these
-    // cases are expected to fail for tsagent (reported, not hidden).
-    const certBinds =
-      agent.kind === 'tsagent'
-        ? { todo: 'session-bind with a host certificate is refused (keys.ts verifySignature)' }
-        : {};
+    const certBinds = {};
 
     it('a host certificate for goober signed by the CA: listed and signs', certBinds, async () => {
       const host = ed25519();

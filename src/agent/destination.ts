@@ -92,7 +92,7 @@ function matchKeyHop(key: Buffer, hop: Hop, now: bigint): boolean {
     }
     if (!spec.isCA || !cert.signatureKey.equals(spec.key)) continue;
     // A host certificate signed by the listed CA, naming this host, valid now.
-    if (cert.type !== 2) continue;
+    if (cert.type !== 2 || cert.criticalOptions.length !== 0) continue;
     if (cert.principals.length > 0 && !cert.principals.includes(hostname)) continue;
     if (now < cert.validAfter || now >= cert.validBefore) continue;
     return true;

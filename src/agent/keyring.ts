@@ -4,6 +4,7 @@
 import * as crypto from 'node:crypto';
 import {
   BindState,
+  parseUserauthRequest,
   DestinationConstraint,
   checkSignDestination,
   identityPermitted,
@@ -206,7 +207,9 @@ export class Keyring<C extends RequestContext = RequestContext> {
     const forwarded = state.binds.some((b) => b.forwarded);
     const dest = checkSignDestination(entry.destinations, state, blob, data);
     if (!dest.ok) return { ok: false, reason: 'destination', detail: dest.reason, entry };
-    const details: SignDetails = { hosts: dest.hosts, user: dest.user, forwarded };
+    // The login user, for prompts and the audit log, when the data is a userauth request.
+    const user = dest.user ?? parseUserauthRequest(data, blob)?.user;
+    const details: SignDetails = { hosts: dest.hosts, user, forwarded };
     const mustConfirm =
       entry.confirm || (forwarded && (entry.confirmForwarded || !!this.opts.confirmForwarded));
     if (mustConfirm) {

@@ -102,7 +102,12 @@ export interface Certificate {
   principals: string[];
   validAfter: bigint;
   validBefore: bigint;
+  /** Critical options (raw); host certificates must have none. */
+  criticalOptions: Buffer;
   signatureKey: Buffer;
+  /** The CA's signature, and the bytes it covers (everything before it). */
+  signature: Buffer;
+  signedData: Buffer;
 }
 
 function readCertificate(cert: Buffer, keyType: string): { cert: Certificate; parts: PublicParts } {
@@ -119,14 +124,26 @@ function readCertificate(cert: Buffer, keyType: string): { cert: Certificate; pa
   while (pr.remaining > 0) principals.push(pr.string().toString('utf8'));
   const validAfter = r.uint64();
   const validBefore = r.uint64();
-  r.string(); // critical options
+  const criticalOptions = Buffer.from(r.string());
   r.string(); // extensions
   r.string(); // reserved
   const signatureKey = Buffer.from(r.string());
-  r.string(); // signature
+  const signedData = cert.subarray(0, cert.length - r.remaining);
+  const signature = Buffer.from(r.string());
   r.end();
   return {
-    cert: { keyType, type, keyId, principals, validAfter, validBefore, signatureKey },
+    cert: {
+      keyType,
+      type,
+      keyId,
+      principals,
+      validAfter,
+      validBefore,
+      criticalOptions,
+      signatureKey,
+      signature,
+      signedData,
+    },
     parts,
   };
 }
@@ -368,10 +385,22 @@ export function blobKeyType(blob: Buffer): string | null {
 /** Verify an SSH signature blob over data with a plain public blob (used for session-bind). */
 export function verifySignature(publicBlob: Buffer, data: Buffer, signatureBlob: Buffer): boolean {
   try {
-    const r = new WireReader(publicBlob);
-    const keyType = r.text();
-    const pub = readPublicParts(r, keyType);
-    r.end();
+    const keyType = new WireReader(publicBlob).text();
+    let pub: PublicParts;
+    if (keyType.endsWith(CERT_SUFFIX)) {
+      // A certificate (e.g. a host certificate in session-bind): the CA's signature
+      // must hold (not SHA-1, as OpenSSH's SSH_ALLOWED_CA_SIGALGS), then the embedded key signs.
+      const { cert, parts } = readCertificate(publicBlob, keyType);
+      if (new WireReader(cert.signature).text() === 'ssh-rsa') return false;
+      if (parseCertificate(cert.signatureKey) !== null) return false; // CAs are plain keys
+      if (!verifySignature(cert.signatureKey, cert.signedData, cert.signature)) return false;
+      pub = parts;
+    } else {
+      const r = new WireReader(publicBlob);
+      r.text();
+      pub = readPublicParts(r, keyType);
+      r.end();
+    }
     const s = new WireReader(signatureBlob);
     const sigName = s.text();
     const sig = s.string();
@@ -388,7 +417,7 @@ export function verifySignature(publicBlob: Buffer, data: Buffer, signatureBlob:
       });
     } else if (pub.algorithm === 'ecdsa') {
       const c = CURVES[pub.curve];
-      if (sigName !== keyType) return false;
+      if (sigName !== `ecdsa-sha2-${pub.curve}`) return false;
       const size = c.size;
       key = crypto.createPublicKey({
         key: {
