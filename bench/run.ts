@@ -285,7 +285,7 @@ function evalReuse(o: Options, s: Samples, dir: string): void {
   const env = agentEnv(dir);
   for (let i = 0; i < o.evalSamples; i++) {
     for (const which of ['tsagent', 'node'] as const) {
-      const args = which === 'tsagent' ? [TSAGENT_MAIN] : ['-e', '0'];
+      const args = which === 'tsagent' ? [o.tsMain!] : ['-e', '0'];
       const t0 = performance.now();
       const r = spawnSync(process.execPath, args, { env, encoding: 'utf8' });
       const ms = performance.now() - t0;
@@ -295,8 +295,20 @@ function evalReuse(o: Options, s: Samples, dir: string): void {
   }
 }
 
-function startBackgroundAgent(dir: string): number {
-  const out = execFileSync(process.execPath, [TSAGENT_MAIN, '-s'], {
+/**
+ * Copy the built agent (dist/src) aside so that a rebuild of the checkout while
+ * the bench runs (other people work in it too) cannot change or break what is
+ * measured half-way. Returns the copy's main.js.
+ */
+function snapshotTsagent(into: string): string {
+  const src = path.dirname(path.dirname(TSAGENT_MAIN)); // dist/src
+  fs.cpSync(src, path.join(into, 'dist', 'src'), { recursive: true });
+  fs.symlinkSync(path.join(REPO, 'node_modules'), path.join(into, 'node_modules'));
+  return path.join(into, 'dist', 'src', 'cli', 'main.js');
+}
+
+function startBackgroundAgent(dir: string, main: string): number {
+  const out = execFileSync(process.execPath, [main, '-s'], {
     env: agentEnv(dir),
     encoding: 'utf8',
   });
@@ -632,9 +644,11 @@ async function main(): Promise<void> {
   const s = newSamples(cases);
   const gen = new LoadGen();
   const evalDir = privateTmpDir('tsagent-bench-eval-');
+  const snapDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsagent-bench-build-'));
+  if (!o.tsMain) o.tsMain = snapshotTsagent(snapDir);
   let bgPid: number | undefined;
   try {
-    bgPid = startBackgroundAgent(evalDir);
+    bgPid = startBackgroundAgent(evalDir, o.tsMain);
     for (let r = 1; r <= o.rounds; r++) {
       process.stderr.write(`round ${r}/${o.rounds}\n`);
       evalReuse(o, s, evalDir);
@@ -651,6 +665,7 @@ async function main(): Promise<void> {
     }
     await sleep(100);
     fs.rmSync(evalDir, { recursive: true, force: true });
+    fs.rmSync(snapDir, { recursive: true, force: true });
   }
   const md = report(o, cases, s, speed, (performance.now() - t0) / 1000);
   process.stdout.write('\n' + md);
