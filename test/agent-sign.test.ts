@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { decodeResponse, encodeRequest, SIGN_FLAG } from '../src/agent/protocol';
-import { WireReader } from '../src/agent/wire';
+import { WireReader } from '../src/ssh/wire';
 import { AGENTS, RunningAgent, rawRequest, startAgent } from './fixtures/agent';
 import { KEY_TYPES, TestKey, keyBlobText, makeKey, publicBlob } from './fixtures/keys';
 import { SSH_ADD, SSH_KEYGEN, baseEnv, mkTemp, rmTemp, run, skipUnless } from './fixtures/run';

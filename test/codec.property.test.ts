@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import fc from 'fast-check';
-import { WireError, WireReader, WireWriter } from '../src/agent/wire';
+import { WireError, WireReader, WireWriter } from '../src/ssh/wire';
 import {
   Constraints,
   MSG,

@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { WireError, WireReader, WireWriter } from '../src/agent/wire';
+import { WireError, WireReader, WireWriter } from '../src/ssh/wire';
 import {
   Constraints,
   MSG,

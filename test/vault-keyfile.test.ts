@@ -18,7 +18,7 @@ import {
   toPrivateKeyObject,
 } from '../src/vault/sshkey';
 import { VaultFile } from '../src/vault/store';
-import { Reader } from '../src/vault/wire';
+import { WireReader as Reader } from '../src/ssh/wire';
 import {
   filesContainingSecrets,
   makePpkV2,

@@ -3,7 +3,7 @@
 // ssh-agent.c: a constrained key may only authenticate along listed hops.
 
 import { parseCertificate } from './keys';
-import { WireError, WireReader } from './wire';
+import { WireError, WireReader } from '../ssh/wire';
 
 /** One session-bind@openssh.com record: the host an ssh client on this connection talked to. */
 export interface SessionBind {

@@ -6,7 +6,7 @@
 
 import * as crypto from 'node:crypto';
 import { SIGN_FLAG } from './protocol';
-import { WireError, WireReader, WireWriter } from './wire';
+import { WireError, WireReader, WireWriter } from '../ssh/wire';
 
 const CURVES: Record<string, { crv: string; size: number; hash: string }> = {
   nistp256: { crv: 'P-256', size: 32, hash: 'sha256' },

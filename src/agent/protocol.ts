@@ -4,7 +4,7 @@
 
 import { DestinationConstraint, parseDestinationConstraints } from './destination';
 import { PrivateKey, readPrivateKey } from './keys';
-import { WireError, WireReader, WireWriter } from './wire';
+import { WireError, WireReader, WireWriter } from '../ssh/wire';
 
 export const MSG = {
   FAILURE: 5,

@@ -8,7 +8,7 @@ import { destinationsFromSpecs } from '../agent/destination';
 import type { NewIdentity } from '../agent/keyring';
 import { keysForHost, readKnownHosts } from '../agent/known-hosts';
 import { readPrivateKey } from '../agent/keys';
-import { WireReader } from '../agent/wire';
+import { WireReader } from '../ssh/wire';
 import type { UnlockedVault, VaultFile } from '../vault/store';
 import type { VaultIdentity } from '../vault/format';
 
@@ -20,12 +20,20 @@ export class VaultBridge {
   private open: UnlockedVault | null = null;
   private watcher: fs.FSWatcher | null = null;
   private readonly touched = new Map<string, number>();
+  /**
+   * When each key was first served since the unlock (ms). A lifetime runs from
+   * then: re-reading the changed vault must neither re-arm it nor bring back a
+   * key whose lifetime is over.
+   */
+  private readonly servedSince = new Map<string, number>();
 
   constructor(
     readonly vaultPath: string,
     private readonly log: (msg: string) => void,
     /** Receives the new identity list when the vault file changes while open. */
     private readonly onChange: (ids: NewIdentity[]) => void,
+    /** The agent's default lifetime (-t), for keys without their own, in seconds. */
+    private readonly defaultLifetime?: number,
   ) {}
 
   private vaultFile(): VaultFile {
@@ -46,7 +54,10 @@ export class VaultBridge {
 
   /** Open with a passphrase: the identities, or null if it does not open the vault. */
   async unlock(passphrase: Buffer): Promise<NewIdentity[] | null> {
-    if (!this.present) return null;
+    if (!this.present) {
+      this.log(`vault ${this.vaultPath}: not there, no vault keys to load`);
+      return null;
+    }
     try {
       const uv = await this.vaultFile().unlock(passphrase);
       this.forget();
@@ -55,7 +66,11 @@ export class VaultBridge {
       return this.identities(uv.identities);
     } catch (e) {
       const code = (e as { code?: string }).code;
-      if (code !== 'WRONG_PASSPHRASE') this.log(`vault ${this.vaultPath}: ${(e as Error).message}`);
+      this.log(
+        code === 'WRONG_PASSPHRASE'
+          ? `vault ${this.vaultPath}: the passphrase given does not open it`
+          : `vault ${this.vaultPath}: ${(e as Error).message}`,
+      );
       return null;
     }
   }
@@ -66,6 +81,7 @@ export class VaultBridge {
     this.open = null;
     this.watcher?.close();
     this.watcher = null;
+    this.servedSince.clear();
   }
 
   /** Note that a key was used; written to the vault at most once a minute per key. */
@@ -85,8 +101,20 @@ export class VaultBridge {
   private identities(list: readonly VaultIdentity[]): NewIdentity[] {
     const known = list.some((i) => i.allow?.length) ? readKnownHosts() : [];
     const out: NewIdentity[] = [];
+    const now = Date.now();
     for (const vi of list) {
       try {
+        const id = vi.publicBlob.toString('base64');
+        const since = this.servedSince.get(id) ?? now;
+        const life = vi.lifetime ?? (this.defaultLifetime || undefined); // -t 0: none
+        const left = life === undefined ? undefined : (since + life * 1000 - now) / 1000;
+        if (left !== undefined && left <= 0) {
+          this.log(
+            `vault key "${vi.comment}" not loaded: its lifetime is over until the next unlock`,
+          );
+          continue;
+        }
+        this.servedSince.set(id, since);
         const key = readPrivateKey(new WireReader(vi.privateFields), vi.keyType);
         const destinations = vi.allow?.length
           ? destinationsFromSpecs(vi.allow, (h) =>
@@ -96,7 +124,7 @@ export class VaultBridge {
         out.push({
           key,
           comment: Buffer.from(vi.comment),
-          constraints: { lifetime: vi.lifetime, confirm: vi.confirm, extensions: [], destinations },
+          constraints: { lifetime: left, confirm: vi.confirm, extensions: [], destinations },
           confirmForwarded: vi.confirmForwarded === true,
         });
       } catch (e) {

@@ -1,3 +1,4 @@
+// Shared by the agent and the vault (the vault may not import the agent).
 // SSH wire primitives (RFC 4251 §5): byte, boolean, uint32, uint64, string, mpint.
 // The reader never throws anything but WireError, so callers can turn every
 // malformed input into a protocol FAILURE with a single catch.

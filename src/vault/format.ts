@@ -48,7 +48,7 @@ import {
   VaultKey,
 } from './kdf';
 import { KeyMaterial } from './sshkey';
-import { Reader, Writer } from './wire';
+import { WireReader as Reader, WireWriter as Writer } from '../ssh/wire';
 
 export const MAGIC = Buffer.from('TSAGENTV', 'latin1');
 export const FORMAT_VERSION = 1;

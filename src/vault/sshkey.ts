@@ -1,7 +1,7 @@
 // SSH key material as the vault stores it: the agent-protocol private fields
 // and the public key blob, converted to and from Node KeyObjects via JWK.
 import * as crypto from 'node:crypto';
-import { Reader, Writer } from './wire';
+import { WireReader as Reader, WireWriter as Writer } from '../ssh/wire';
 
 /**
  * One private key in SSH agent form. `privateFields` are exactly the bytes that

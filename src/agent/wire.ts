@@ -1,0 +1,1 @@
+export { WireError, WireReader, WireWriter } from '../ssh/wire';
