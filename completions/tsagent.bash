@@ -107,7 +107,11 @@ _tsagent() {
         ;;
     init)
         if ((COMP_CWORD == at)); then
-            mapfile -t COMPREPLY < <(compgen -W "bash zsh fish -h --help" -- "$cur")
+            if [[ $cur == -* ]]; then
+                mapfile -t COMPREPLY < <(compgen -W "-h --help" -- "$cur")
+            else
+                mapfile -t COMPREPLY < <(compgen -W "bash zsh fish" -- "$cur")
+            fi
             return
         fi
         agent_opts="-t -E -O -P --vault --audit-log --lock-after --confirm-forwarded
