@@ -56,14 +56,14 @@ function parseOptions(argv: string[]): Options {
   const quick = argv.includes('--quick');
   const o: Options = {
     quick,
-    durationMs: quick ? 250 : 1500,
-    warmupMs: quick ? 80 : 300,
+    durationMs: quick ? 200 : 1500,
+    warmupMs: quick ? 60 : 300,
     rounds: quick ? 3 : 5,
     openssl: true,
     // A quick run is a smoke test: it does not replace the committed full results.
     out: path.join(REPO, 'bench', quick ? 'results-quick.md' : 'results.md'),
     startupSamples: quick ? 1 : 4,
-    evalSamples: quick ? 3 : 8,
+    evalSamples: quick ? 2 : 8,
   };
   for (let i = 0; i < argv.length; i++) {
     const v = () => argv[++i];
@@ -650,7 +650,9 @@ async function main(): Promise<void> {
   try {
     bgPid = startBackgroundAgent(evalDir, o.tsMain);
     for (let r = 1; r <= o.rounds; r++) {
-      process.stderr.write(`round ${r}/${o.rounds}\n`);
+      process.stderr.write(
+        `round ${r}/${o.rounds} (${fmt((performance.now() - t0) / 1000, 0)} s so far)\n`,
+      );
       evalReuse(o, s, evalDir);
       await round(r, o, cases, keys, extraKeys, gen, s);
     }
