@@ -177,6 +177,10 @@ function keyTypeOfAlgorithm(alg: string): string {
  * (RFC 4252 §7, or OpenSSH's publickey-hostbound-v00); null if it is not one.
  */
 export function parseUserauthRequest(data: Buffer, keyBlob: Buffer): UserauthRequest | null {
+  // Most data signed is not a login (ssh-keygen -Y, git): say so without throwing.
+  if (data.length < 5) return null;
+  const sidLength = data.readUInt32BE(0);
+  if (sidLength === 0 || sidLength + 4 >= data.length || data[sidLength + 4] !== 50) return null;
   try {
     const r = new WireReader(data);
     const sessionId = Buffer.from(r.string());

@@ -96,6 +96,8 @@ export class Keyring<C extends RequestContext = RequestContext> {
   private failedUnlocks = 0;
   private unlockQueue: Promise<unknown> = Promise.resolve();
   private readonly now: () => number;
+  /** The earliest expiresAt of any entry (Infinity if none): reap() is free until then. */
+  private nextExpiry = Infinity;
 
   constructor(private readonly opts: KeyringOptions<C> = {}) {
     this.now = opts.now ?? Date.now;
@@ -172,6 +174,7 @@ export class Keyring<C extends RequestContext = RequestContext> {
       entry.expiresAt = this.now() + lifetime * 1000;
       // Timers only go up to ~24.8 days; reap() catches anything longer.
       this.arm(id, entry, lifetime * 1000);
+      this.nextExpiry = Math.min(this.nextExpiry, entry.expiresAt);
     }
     this.entries.set(id, entry);
     return null;
@@ -350,10 +353,17 @@ export class Keyring<C extends RequestContext = RequestContext> {
     entry.timer.unref();
   }
 
+  /** Drop expired entries. Walks the keys only when the earliest expiry has come. */
   private reap(): void {
     const t = this.now();
-    for (const [id, e] of this.entries)
-      if (e.expiresAt !== undefined && e.expiresAt <= t) this.drop(id);
+    if (t < this.nextExpiry) return;
+    let next = Infinity;
+    for (const [id, e] of this.entries) {
+      if (e.expiresAt === undefined) continue;
+      if (e.expiresAt <= t) this.drop(id);
+      else next = Math.min(next, e.expiresAt);
+    }
+    this.nextExpiry = next;
   }
 }
 

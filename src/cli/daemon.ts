@@ -1,7 +1,7 @@
 // Starting, re-using, serving and killing the agent process: the parts of
 // ssh-agent(1) that are about processes and sockets rather than the protocol.
 
-import { spawn } from 'node:child_process';
+import type * as childProcess from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -213,6 +213,8 @@ export function daemonConfig(o: AgentOptions, paths: AgentPaths, env = process.e
 /** Fork the agent into the background; resolves to its pid once it is listening. */
 function spawnBackground(o: AgentOptions, paths: AgentPaths, mainScript: string): Promise<number> {
   const config = daemonConfig(o, paths);
+  // Loaded here only: the re-use path every new shell takes never spawns.
+  const { spawn } = require('node:child_process') as typeof childProcess;
   const child = spawn(process.execPath, [mainScript, '--internal-daemon', JSON.stringify(config)], {
     detached: true,
     stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
