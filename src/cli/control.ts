@@ -147,6 +147,21 @@ function readRecovery(): Buffer | null {
   }
 }
 
+const noVault = (p: string) => `there is no vault at ${p} (tsagent vault init creates one)`;
+
+/** Why an unlock failed: the vault cannot be opened at all (damage, modes), or the passphrase. */
+function unlockFailure(vault: AgentStatus['vault']): string {
+  if (!vault) return 'wrong passphrase';
+  if (!vault.present) return `wrong passphrase, and ${noVault(vault.path)}`;
+  try {
+    const { VaultFile } = require('../vault/store') as typeof import('../vault/store');
+    new VaultFile(vault.path).checkIntegrity();
+  } catch (e) {
+    return `cannot open the vault: ${(e as Error).message}`;
+  }
+  return `wrong passphrase for vault ${vault.path}`;
+}
+
 /** `tsagent unlock [--passphrase-fd N]`: unlock the agent and load the vault's keys. */
 export async function runUnlock(argv: string[]): Promise<number> {
   let fd: number | undefined;
@@ -183,6 +198,8 @@ export async function runUnlock(argv: string[]): Promise<number> {
     const needVault = st.vault?.present && !st.vaultLoaded;
     if (!st.locked && !needVault) {
       process.stdout.write('Agent unlocked.\n');
+      if (st.vault && !st.vault.present)
+        process.stderr.write(`tsagent unlock: ${noVault(st.vault.path)}\n`);
       return 0;
     }
     const { PassphraseReader } = require('./passphrase') as typeof import('./passphrase');
@@ -197,7 +214,8 @@ export async function runUnlock(argv: string[]): Promise<number> {
         process.stdout.write('Agent unlocked.\n');
         return 0;
       }
-      process.stderr.write('tsagent unlock: wrong passphrase\n');
+      // The agent only says no: tell an unusable vault (damage, modes) from a wrong passphrase.
+      process.stderr.write(`tsagent unlock: ${unlockFailure(st.vault)}\n`);
       return 1;
     } finally {
       pass.fill(0);

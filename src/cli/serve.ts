@@ -159,7 +159,7 @@ export async function serveAgent(
   }
   const env = { ...process.env };
   const vault = cfg.vault
-    ? new VaultBridge(cfg.vault, log, (ids) => keyring.replaceVaultIdentities(ids))
+    ? new VaultBridge(cfg.vault, log, (ids) => keyring.replaceVaultIdentities(ids), cfg.lifetime)
     : undefined;
   const keyring: Keyring<ConnectionContext> = new Keyring<ConnectionContext>({
     defaultLifetime: cfg.lifetime,
@@ -172,6 +172,12 @@ export async function serveAgent(
   });
   // With a vault, the agent starts locked: its passphrase (ssh-add -X) opens it.
   if (vault?.present) keyring.lockForVault();
+  if (vault)
+    log(
+      vault.present
+        ? `vault ${vault.vaultPath}: starting locked; ssh-add -X or tsagent unlock with its passphrase loads its keys`
+        : `no vault at ${vault.vaultPath}: starting unlocked (tsagent vault init creates one)`,
+    );
   const audit = cfg.auditLog ? new AuditLog(cfg.auditLog) : undefined;
   let idleTimer: NodeJS.Timeout | undefined;
   const resetIdle = () => {
