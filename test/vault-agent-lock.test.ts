@@ -215,6 +215,25 @@ describe(
       assert.equal((await world.status(agent)).vaultLoaded, true);
     });
 
+    it("an agent started with -a and no vault: tsagent unlock opens a tsagent lock with the owner's secret", async () => {
+      // No vault at the default path of this world: nothing to ask a passphrase for.
+      const bare = await world.startAgent({ vault: false });
+      try {
+        assert.equal((await world.status(bare)).vault?.present, false);
+        let r = await world.sshAdd(bare, [mem.priv]);
+        assert.equal(r.code, 0, r.stderr);
+        r = await world.tsagent(['lock'], { sock: bare.sock });
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual(await listed(world, bare), []);
+        // No passphrase given (fd 3 empty, no terminal, no askpass): the recovery secret must do.
+        r = await world.tsagent(['unlock'], { sock: bare.sock });
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual(await listed(world, bare), [entry(mem, mem.comment)]);
+      } finally {
+        await bare.stop();
+      }
+    });
+
     it('--lock-after 2 locks the agent by itself; ssh-add -X opens it again', async () => {
       const idle = await world.startAgent({ args: ['--lock-after', '2'] });
       try {

@@ -138,13 +138,18 @@ export async function runLock(argv: string[]): Promise<number> {
   }
 }
 
+/** The owner lock's secret, where serve.ts recoveryPath() puts it: `SOCK.recovery` (-a), else beside the socket. */
 function readRecovery(): Buffer | null {
-  try {
-    const text = fs.readFileSync(path.join(path.dirname(agentSocket()), 'recovery'), 'utf8').trim();
-    return text ? Buffer.from(text) : null;
-  } catch {
-    return null;
+  const sock = agentSocket();
+  for (const file of [`${sock}.recovery`, path.join(path.dirname(sock), 'recovery')]) {
+    try {
+      const text = fs.readFileSync(file, 'utf8').trim();
+      if (text) return Buffer.from(text);
+    } catch {
+      // Not this one.
+    }
   }
+  return null;
 }
 
 const noVault = (p: string) => `there is no vault at ${p} (tsagent vault init creates one)`;
