@@ -160,16 +160,19 @@ for (const agent of AGENTS) {
         return s;
       });
     }
+    // Every signature here is a login, so every record names the user logged in as.
     const login = (hopsList: string[], extra: Record<string, unknown> = {}) => ({
       decision: 'allowed',
       hops: hopsList,
       forwarded: false,
+      user: hops.goober.user,
       ...extra,
     });
     const fwd = (extra: Record<string, unknown> = {}) => ({
       decision: 'allowed',
       hops: [HOST, 'goober', 'boomer'],
       forwarded: true,
+      user: hops.goober.user,
       ...extra,
     });
 
@@ -479,6 +482,7 @@ for (const agent of AGENTS) {
                   decision: 'refused',
                   hops: [HOST, 'goober', 'boomer'],
                   forwarded: true,
+                  user: hops.goober.user,
                   reason: 'refused: user refused',
                 },
               ]

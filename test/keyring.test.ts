@@ -382,6 +382,17 @@ describe('lock / unlock', () => {
     assert.equal(await kr.unlock(buf('pw')), false, 'unlocking an unlocked agent fails');
   });
 
+  test('an unlock sent while the lock passphrase is still being hashed succeeds', async () => {
+    const kr = new Keyring({ unlockDelayMs: 1 });
+    kr.add(A, buf('a'), NONE);
+    const locking = kr.lock(buf('pw'));
+    // Not awaited: the right passphrase must not be taken for a wrong guess.
+    assert.equal(await kr.unlock(buf('pw')), true);
+    assert.equal(await locking, true);
+    assert.equal(kr.locked, false);
+    assert.deepEqual(comments(kr), ['a']);
+  });
+
   test('the lock takes effect before lock() resolves', async () => {
     const kr = new Keyring({ unlockDelayMs: 1 });
     kr.add(A, buf('a'), NONE);

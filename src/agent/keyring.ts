@@ -87,12 +87,19 @@ export interface KeyringOptions<C> {
   log?: (msg: string) => void;
 }
 
+/** Locked; `hash` is the lock passphrase's (none: only the vault opens it). */
+interface LockState {
+  hash?: { salt: Buffer; hash: Buffer };
+  /** The lock passphrase still being hashed. */
+  hashing?: Promise<void>;
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class Keyring<C extends RequestContext = RequestContext> {
   private readonly entries = new Map<string, Entry>();
   /** null = unlocked; otherwise locked, and `hash` (if any) is the lock passphrase's. */
-  private lockState: { hash?: { salt: Buffer; hash: Buffer } } | null = null;
+  private lockState: LockState | null = null;
   private failedUnlocks = 0;
   private unlockQueue: Promise<unknown> = Promise.resolve();
   private readonly now: () => number;
@@ -235,12 +242,16 @@ export class Keyring<C extends RequestContext = RequestContext> {
    */
   async lock(passphrase: Buffer): Promise<boolean> {
     if (this.locked || passphrase.length === 0) return false;
-    // Set the lock before the (async) hash so no request slips through meanwhile.
-    const state: { hash?: { salt: Buffer; hash: Buffer } } = {};
+    // Set the lock before the (async) hash so no request slips through meanwhile;
+    // an unlock arriving during the hash waits for it (see unlock).
+    const state: LockState = {};
     this.lockState = state;
     this.dropVaultKeys();
     const salt = crypto.randomBytes(16);
-    state.hash = { salt, hash: await hashPassphrase(passphrase, salt) };
+    state.hashing = hashPassphrase(passphrase, salt).then((hash) => {
+      state.hash = { salt, hash };
+    });
+    await state.hashing;
     return true;
   }
 
@@ -254,6 +265,7 @@ export class Keyring<C extends RequestContext = RequestContext> {
     return this.attempt(async () => {
       const state = this.lockState;
       if (!state || passphrase.length === 0) return 'no';
+      await state.hashing;
       let ok = false;
       if (state.hash) {
         const hash = await hashPassphrase(passphrase, state.hash.salt);

@@ -61,7 +61,6 @@ export class AgentServer {
    * start of lock(), but only knows its passphrase once hashed: an UNLOCK that
    * came meanwhile would be refused, and counted as a wrong guess.
    */
-  private readonly hashingLocks = new Set<Promise<boolean>>();
 
   constructor(
     readonly keyring: Keyring<ConnectionContext>,
@@ -237,9 +236,8 @@ export class AgentServer {
       case 'remove-all':
         return ok(kr.removeAll());
       case 'lock':
-        return ok(await this.lockKeyring(req.passphrase));
+        return ok(await kr.lock(req.passphrase));
       case 'unlock': {
-        await Promise.allSettled([...this.hashingLocks]);
         const done = await kr.unlock(req.passphrase);
         if (!done) this.log(`connection ${ctx.id}: unlock failed`);
         return ok(done);
@@ -287,17 +285,9 @@ export class AgentServer {
       // Lock all the same: safety first, recovery through the vault passphrase.
       this.log(`could not store the recovery secret: ${(e as Error).message}`);
     }
-    await this.lockKeyring(secret);
+    await this.keyring.lock(secret);
     this.log(`agent locked: ${reason}`);
     return true;
-  }
-
-  private lockKeyring(passphrase: Buffer): Promise<boolean> {
-    const locking = this.keyring.lock(passphrase);
-    this.hashingLocks.add(locking);
-    const done = () => void this.hashingLocks.delete(locking);
-    locking.then(done, done);
-    return locking;
   }
 
   private async extension(
