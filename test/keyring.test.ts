@@ -486,3 +486,27 @@ describe('lock / unlock', () => {
     assert.equal(await kr.unlock(buf('pw')), true);
   });
 });
+
+describe('vault identities', () => {
+  const vaultIds = () => [
+    { key: A, comment: buf('a'), constraints: NONE },
+    { key: B, comment: buf('b'), constraints: NONE },
+  ];
+
+  test('a vault key removed by a client stays removed when the vault is re-read, until the next unlock', async () => {
+    const kr = new Keyring({
+      unlockDelayMs: 1,
+      unlocker: async (p) => (p.toString() === 'vault' ? vaultIds() : null),
+    });
+    kr.lockForVault();
+    assert.equal(await kr.unlock(buf('vault')), true);
+    assert.deepEqual(comments(kr), ['a', 'b']);
+    assert.equal(kr.remove(A.publicBlob), true);
+    kr.replaceVaultIdentities(vaultIds()); // the vault file changed on disk
+    assert.deepEqual(comments(kr), ['b']);
+    assert.equal(await kr.lock(buf('pw')), true);
+    assert.deepEqual(kr.entriesView().length, 0, 'vault keys leave memory on lock');
+    assert.equal(await kr.unlock(buf('vault')), true);
+    assert.deepEqual(comments(kr), ['a', 'b']);
+  });
+});

@@ -103,6 +103,8 @@ export class Keyring<C extends RequestContext = RequestContext> {
   private failedUnlocks = 0;
   private unlockQueue: Promise<unknown> = Promise.resolve();
   private readonly now: () => number;
+  /** Vault identities removed by a client: not brought back by a re-read of the vault until the next unlock. */
+  private readonly removedFromVault = new Set<string>();
   /** The earliest expiresAt of any entry (Infinity if none): reap() is free until then. */
   private nextExpiry = Infinity;
 
@@ -194,12 +196,16 @@ export class Keyring<C extends RequestContext = RequestContext> {
     const e = this.entries.get(id);
     // An identity this connection may not see, it may not remove either.
     if (!e || !identityPermitted(e.destinations, bindState(ctx), null).ok) return false;
+    if (e.fromVault) this.removedFromVault.add(id);
     return this.drop(id);
   }
 
   removeAll(): boolean {
     if (this.locked) return false;
-    for (const id of [...this.entries.keys()]) this.drop(id);
+    for (const [id, e] of [...this.entries]) {
+      if (e.fromVault) this.removedFromVault.add(id);
+      this.drop(id);
+    }
     return true;
   }
 
@@ -274,7 +280,10 @@ export class Keyring<C extends RequestContext = RequestContext> {
       const fromVault = this.opts.unlocker ? await this.opts.unlocker(passphrase) : null;
       if (!ok && !fromVault) return 'wrong';
       this.lockState = null;
-      if (fromVault) this.replaceVaultIdentities(fromVault);
+      if (fromVault) {
+        this.removedFromVault.clear(); // a fresh unlock serves the whole vault again
+        this.replaceVaultIdentities(fromVault);
+      }
       return 'yes';
     });
   }
@@ -286,6 +295,7 @@ export class Keyring<C extends RequestContext = RequestContext> {
       const fromVault = await this.opts.unlocker(passphrase);
       if (!fromVault) return 'wrong';
       if (this.locked) return 'no'; // locked while the vault was being opened
+      this.removedFromVault.clear();
       this.replaceVaultIdentities(fromVault);
       return 'yes';
     });
@@ -300,6 +310,7 @@ export class Keyring<C extends RequestContext = RequestContext> {
     const keep = new Set(ids.map((i) => i.key.publicBlob.toString('base64')));
     for (const [id, e] of this.entries) if (e.fromVault && !keep.has(id)) this.drop(id);
     for (const i of ids) {
+      if (this.removedFromVault.has(i.key.publicBlob.toString('base64'))) continue;
       const err = this.add(i.key, i.comment, i.constraints, {
         fromVault: true,
         confirmForwarded: i.confirmForwarded,

@@ -156,6 +156,8 @@ export class VaultBridge {
 
   private reload(): void {
     if (!this.open) return;
+    // Our own writes (last-use times) change nothing the keyring serves.
+    if (this.open.isCurrent()) return;
     try {
       this.open.reload();
       this.onChange(this.identities(this.open.identities));

@@ -511,6 +511,15 @@ export class UnlockedVault {
     return this.current;
   }
 
+  /** Does the file still hold exactly what this object last read or wrote? */
+  isCurrent(): boolean {
+    try {
+      return fs.readFileSync(this.file.path).equals(this.sealedBytes);
+    } catch {
+      return false;
+    }
+  }
+
   get key(): VaultKey {
     return this.vaultKey;
   }
