@@ -50,6 +50,10 @@ function parseArgs(argv: string[]): AddOptions {
 }
 
 export async function runAdd(argv: string[]): Promise<number> {
+  if (argv.some((a) => a === '-h' || a === '--help')) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
   let o: AddOptions;
   try {
     o = parseArgs(argv);

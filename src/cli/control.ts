@@ -61,7 +61,15 @@ function duration(s: number): string {
 }
 
 /** Exit codes scripts can use: 0 unlocked with keys, 1 locked or no keys, 2 no agent. */
+/** `-h`/`--help` of the small subcommands: usage on stdout, exit 0. */
+function helpAsked(argv: string[], usage: string): boolean {
+  if (!argv.some((a) => a === '-h' || a === '--help')) return false;
+  process.stdout.write(`${usage}\n`);
+  return true;
+}
+
 export async function runStatus(argv: string[]): Promise<number> {
+  if (helpAsked(argv, 'usage: tsagent status [--json]')) return 0;
   const json = argv.includes('--json');
   const bad = argv.find((a) => a !== '--json');
   if (bad) {
@@ -114,13 +122,16 @@ export async function runStatus(argv: string[]): Promise<number> {
 
 /** `tsagent lock`: lock now; the vault passphrase (or the owner's recovery secret) unlocks. */
 export async function runLock(argv: string[]): Promise<number> {
+  if (helpAsked(argv, 'usage: tsagent lock')) return 0;
   if (argv.length) {
     process.stderr.write(`tsagent lock: unexpected argument ${argv[0]}\nusage: tsagent lock\n`);
     return 2;
   }
   const c = await connect();
   if (!c) {
-    process.stderr.write(`tsagent lock: no agent at ${agentSocket()}\n`);
+    process.stderr.write(
+      `tsagent lock: no agent at ${agentSocket()}: start it with eval "$(tsagent)"\n`,
+    );
     return 2;
   }
   try {
@@ -169,6 +180,7 @@ function unlockFailure(vault: AgentStatus['vault']): string {
 
 /** `tsagent unlock [--passphrase-fd N]`: unlock the agent and load the vault's keys. */
 export async function runUnlock(argv: string[]): Promise<number> {
+  if (helpAsked(argv, 'usage: tsagent unlock [--passphrase-fd N]')) return 0;
   let fd: number | undefined;
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--passphrase-fd' && /^\d+$/.test(argv[i + 1] ?? '')) fd = Number(argv[++i]);
@@ -192,8 +204,9 @@ export async function runUnlock(argv: string[]): Promise<number> {
       process.stderr.write('tsagent unlock: this agent is not tsagent: use ssh-add -X\n');
       return 1;
     }
-    // Locked for safety or by SIGUSR1: the owner's recovery secret opens it without typing.
-    const recovery = st.locked ? readRecovery() : null;
+    // Locked for safety or by SIGUSR1, and no vault to open: the owner's recovery
+    // secret opens it without typing. With a vault, its passphrase opens both.
+    const recovery = st.locked && !st.vault?.present ? readRecovery() : null;
     if (
       recovery &&
       (await c.request({ type: 'unlock', passphrase: recovery })).type === 'success'

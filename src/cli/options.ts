@@ -32,7 +32,7 @@ export const USAGE = `usage: tsagent [-c | -s] [-Dd] [-a bind_address] [-E finge
        tsagent [-a bind_address] [-E fingerprint_hash] [-O option]
                [-P allowed_providers] [-t life] command [arg ...]
        tsagent [-c | -s] -k
-       tsagent vault|unlock|lock|status|log|init ... (see tsagent(1))`;
+       tsagent vault|unlock|lock|status|log|init|add ... (see tsagent(1))`;
 
 /** `tsagent --help`: every flag and subcommand, one line each. */
 export const HELP = `tsagent: an ssh-agent with an encrypted key vault (drop-in for OpenSSH's ssh-agent)
@@ -160,12 +160,14 @@ export function parseAgentArgs(argv: string[]): AgentOptions {
           break;
         case 'E':
           if (value !== 'sha256' && value !== 'md5')
-            throw new UsageError(`Invalid hash algorithm "${value}"`);
+            throw new UsageError(`Invalid hash algorithm "${value}" for -E: use sha256 or md5`);
           o.fingerprintHash = value;
           break;
         case 'O':
           if (value !== 'no-restrict-websafe' && value !== 'allow-remote-pkcs11')
-            throw new UsageError(`Unknown -O option "${value}"`);
+            throw new UsageError(
+              `Unknown -O option "${value}": use no-restrict-websafe or allow-remote-pkcs11`,
+            );
           o.options.push(value);
           break;
         case 'P':
@@ -173,7 +175,10 @@ export function parseAgentArgs(argv: string[]): AgentOptions {
           break;
         case 't': {
           const t = parseLifetime(value);
-          if (t === null) throw new UsageError('Invalid lifetime');
+          if (t === null)
+            throw new UsageError(
+              `Invalid lifetime "${value}" for -t: give seconds or a time like 90, 10m or 1h30m`,
+            );
           o.lifetime = t;
           break;
         }
@@ -212,8 +217,12 @@ function parseLongOption(o: AgentOptions, argv: string[], i: number): number {
       o.auditLog = value();
       break;
     case '--lock-after': {
-      const t = parseLifetime(value());
-      if (t === null || t === 0) throw new UsageError('Invalid --lock-after time');
+      const v = value();
+      const t = parseLifetime(v);
+      if (t === null || t === 0)
+        throw new UsageError(
+          `Invalid --lock-after time "${v}": give a time like 30m or 1h (more than 0)`,
+        );
       o.lockAfter = t;
       break;
     }
@@ -225,8 +234,12 @@ function parseLongOption(o: AgentOptions, argv: string[], i: number): number {
       break;
     }
     case '--idle-timeout': {
-      const t = parseLifetime(value());
-      if (t === null) throw new UsageError('Invalid --idle-timeout time');
+      const v = value();
+      const t = parseLifetime(v);
+      if (t === null)
+        throw new UsageError(
+          `Invalid --idle-timeout time "${v}": give seconds or a time like 1h (0 = never)`,
+        );
       o.idleTimeout = t;
       break;
     }

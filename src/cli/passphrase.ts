@@ -93,8 +93,11 @@ export class PassphraseReader {
           Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10); // non-blocking fd: wait, retry
           continue;
         }
-        if (code === 'EBADF')
-          throw new PassphraseError(`--passphrase-fd ${fd}: not an open file descriptor`);
+        // A closed fd reads as EBADF, or EINVAL in node.
+        if (code === 'EBADF' || code === 'EINVAL')
+          throw new PassphraseError(
+            `--passphrase-fd ${fd}: not an open file descriptor (e.g. --passphrase-fd 3 3< file)`,
+          );
         throw new PassphraseError(`--passphrase-fd ${fd}: ${(err as Error).message}`);
       }
       if (n === 0) {

@@ -400,6 +400,9 @@ function buildProgram(
       parseInteger('--passphrase-fd'),
     )
     .showSuggestionAfterError()
+    .configureOutput({
+      outputError: (str, write) => write(`tsagent vault: ${str.replace(/^error: /, '')}`),
+    })
     .exitOverride();
   const kdfOptions = (c: CommandType) =>
     c
