@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { MSG, OutgoingRequest, SIGN_FLAG, encodeRequest } from '../src/agent/protocol';
-import { WireWriter } from '../src/agent/wire';
+import { WireWriter } from '../src/ssh/wire';
 
 export type KeyKind = 'ed25519' | 'ecdsa-p256' | 'ecdsa-p384' | 'rsa-2048' | 'rsa-4096';
 export const KEY_KINDS: KeyKind[] = ['ed25519', 'ecdsa-p256', 'ecdsa-p384', 'rsa-2048', 'rsa-4096'];

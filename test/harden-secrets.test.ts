@@ -10,7 +10,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { AgentClient } from '../src/agent/client';
-import { WireReader } from '../src/agent/wire';
+import { WireReader } from '../src/ssh/wire';
 import { Tsagent, startTsagent } from './fuzz/agent';
 import { frame, rawRequest } from './fixtures/agent';
 import { Askpass, KEY_TYPES, TestKey, makeKey, publicBlob } from './fixtures/keys';

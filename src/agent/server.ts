@@ -8,7 +8,7 @@ import { SessionBind } from './destination';
 import { Keyring, SignResult } from './keyring';
 import { verifySignature } from './keys';
 import { MAX_MESSAGE, Request, Response, decodeRequest, encodeResponse } from './protocol';
-import { WireReader, WireWriter } from './wire';
+import { WireReader, WireWriter } from '../ssh/wire';
 
 /** What the server knows about the client of one connection. */
 export interface ConnectionContext {

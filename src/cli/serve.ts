@@ -229,7 +229,14 @@ export async function serveAgent(
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     const why = err.code === 'EADDRINUSE' ? 'Address already in use' : err.message;
-    if (paths.removeDir && paths.dir) fs.rmSync(paths.dir, { recursive: true, force: true });
+    // Only an empty directory goes: the default one may hold a live agent's socket.
+    if (paths.removeDir && paths.dir) {
+      try {
+        fs.rmdirSync(paths.dir);
+      } catch {
+        // Not empty (or gone): leave it.
+      }
+    }
     throw new CliError(`cannot bind to path ${paths.sock}: ${why}`);
   }
   fs.chmodSync(paths.sock, 0o600);

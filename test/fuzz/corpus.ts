@@ -12,7 +12,7 @@
 
 import * as crypto from 'node:crypto';
 import { MSG, CONSTRAIN } from '../../src/agent/protocol';
-import { WireReader, WireWriter } from '../../src/agent/wire';
+import { WireReader, WireWriter } from '../../src/ssh/wire';
 
 export type KeyKind = 'ed25519' | 'ecdsa256' | 'ecdsa384' | 'ecdsa521' | 'rsa';
 

@@ -1,1 +1,0 @@
-export { WireError, WireReader, WireWriter } from '../ssh/wire';

@@ -1,0 +1,415 @@
+// Acceptance: destination constraints kept per key in the vault (`tsagent
+// vault set NAME --allow HOP`, --clear-allow, --confirm-forwarded), resolved by
+// the agent through the known_hosts of its HOME and enforced like `ssh-add -h`,
+// across two real OpenSSH hops: the test is "sparrow", two sshd's on loopback
+// are "goober" and "boomer". One agent (with a vault) and one pair of sshd's
+// serve every case; each case sets the key's defaults it needs with `vault
+// set` while the agent runs, and waits (bounded) until `tsagent status` shows
+// the agent re-read them.
+
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Hops, Spawned, startHops } from './fixtures/hops';
+import { Askpass, TestKey, keyBlobText, keyType, makeKey } from './fixtures/keys';
+import { SSH, SSHD, SSH_ADD, SSH_KEYGEN, skipUnless } from './fixtures/run';
+import {
+  NO_IDENTITIES,
+  VAULT_PASS,
+  VaultAgent,
+  VaultWorld,
+  listLines,
+  poll,
+} from './fixtures/vault-agent';
+
+const skip = skipUnless([SSH, SSHD, SSH_ADD, SSH_KEYGEN]);
+const HOST = os.hostname();
+
+interface Audit {
+  key: string;
+  hops: string[];
+  forwarded: boolean;
+  user?: string;
+  decision: 'allowed' | 'refused';
+  reason?: string;
+  requester: { pid?: number };
+}
+
+describe('vault destination constraints across sparrow → goober → boomer', { skip }, () => {
+  let world: VaultWorld;
+  let hops: Hops;
+  let key: TestKey;
+  let agent: VaultAgent;
+  /** The agent's SSH_ASKPASS, for confirmations (the vault passphrase uses world.askpass). */
+  let confirm: Askpass;
+  let auditFile: string;
+  let seen = 0;
+
+  before(async () => {
+    world = new VaultWorld({ explicitVault: true });
+    key = await makeKey(world.work, keyType('ed25519'), {
+      name: 'vault-fwd-key',
+      comment: 'vault-fwd-key@tsagent-test',
+    });
+    hops = await startHops(`${keyBlobText(key)} ${key.comment}\n`);
+    // The HOME of the agent and of `tsagent vault`: its known_hosts names
+    // goober and boomer exactly as hops.ts writes the agent home's.
+    fs.mkdirSync(path.join(world.home, '.ssh'), { mode: 0o700 });
+    fs.copyFileSync(
+      path.join(hops.home, '.ssh', 'known_hosts'),
+      path.join(world.home, '.ssh', 'known_hosts'),
+    );
+    confirm = new Askpass(fs.mkdtempSync(path.join(world.work, 'confirm-')));
+    auditFile = path.join(world.work, 'audit.log');
+
+    await world.init();
+    const imp = await world.vault(['import', key.priv]);
+    assert.ok(
+      imp.stderr.includes(`Identity added: ${key.comment} (${key.fingerprint})`),
+      imp.stderr,
+    );
+    // Constrained before the agent ever sees the key.
+    const set = await world.vault([
+      'set',
+      key.comment,
+      '--allow',
+      'goober',
+      '--allow',
+      'goober>boomer',
+    ]);
+    assert.doesNotMatch(set.stderr, /warning/, set.stderr);
+    assert.match(set.stderr, /\[allow goober,goober>boomer\]/);
+
+    agent = await world.startAgent({
+      args: ['--audit-log', auditFile],
+      env: confirm.env(),
+    });
+    const x = await world.sshAdd(agent, ['-X'], VAULT_PASS);
+    assert.equal(x.code, 0, x.stderr);
+    assert.match(x.stderr, /Agent unlocked/);
+  });
+
+  after(async () => {
+    await agent?.stop();
+    await hops?.stop();
+    await world?.cleanup();
+  });
+
+  const ssh = (args: string[]): Spawned => hops.ssh(agent.sock, args);
+  /** ssh -A goober ssh boomer CMD… */
+  const chain = (cmd: string[]): Spawned =>
+    ssh(['-A', 'goober', 'ssh', '-F', hops.config, 'boomer', ...cmd]);
+
+  /** Audit records written since the last call, summarised. */
+  function newAudit() {
+    let text = '';
+    try {
+      text = fs.readFileSync(auditFile, 'utf8');
+    } catch {
+      // No record yet.
+    }
+    const all = text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Audit);
+    const fresh = all.slice(seen);
+    seen = all.length;
+    return fresh.map((r) => {
+      assert.equal(r.key, key.fingerprint);
+      const s: Record<string, unknown> = {
+        decision: r.decision,
+        hops: r.hops,
+        forwarded: r.forwarded,
+      };
+      if (r.reason !== undefined) s.reason = r.reason;
+      return s;
+    });
+  }
+  const login = (host: string) => ({
+    decision: 'allowed',
+    hops: [HOST, host],
+    forwarded: false,
+  });
+  const fwd = { decision: 'allowed', hops: [HOST, 'goober', 'boomer'], forwarded: true };
+
+  /** The key as `tsagent status --json` shows it. */
+  async function statusKey() {
+    const s = await world.status(agent);
+    assert.equal(s.code, 0);
+    assert.equal(s.locked, false, 'the agent stays unlocked');
+    const k = s.keys.find((x) => x.fingerprint === key.fingerprint);
+    assert.ok(k, `key not in the agent: ${JSON.stringify(s.keys)}`);
+    return k;
+  }
+
+  /**
+   * `tsagent vault set KEY ARGS` while the agent runs, then wait (bounded) until
+   * the agent serves the key with these destinations (and confirm-forwarded flag).
+   */
+  async function setDefaults(args: string[], destinations: string[], confirmForwarded = false) {
+    const r = await world.vault(['set', key.comment, ...args]);
+    await poll(
+      `destinations ${JSON.stringify(destinations)}`,
+      () => world.status(agent),
+      (s) =>
+        s.keys.some(
+          (k) =>
+            k.fingerprint === key.fingerprint &&
+            JSON.stringify(k.destinations) === JSON.stringify(destinations) &&
+            k.confirmForwarded === confirmForwarded,
+        ),
+      15_000,
+    );
+    return r;
+  }
+
+  /**
+   * Make the key's constraints exactly `specs`: --allow adds to those stored, so
+   * --clear-allow first (two commands: --clear-allow ignores an --allow beside it).
+   * Resolves with the output of the --allow command.
+   */
+  async function allowOnly(specs: string[], confirmForwarded = false) {
+    await world.vault(['set', key.comment, '--clear-allow']);
+    return setDefaults(
+      specs.flatMap((s) => ['--allow', s]),
+      specs,
+      confirmForwarded,
+    );
+  }
+
+  async function refused(p: Spawned) {
+    const r = await p.done;
+    assert.equal(r.code, 255, r.stderr);
+    assert.match(r.stderr, /Permission denied \(publickey\)/);
+    return r;
+  }
+
+  it("--allow goober --allow 'goober>boomer' (set before unlocking): the listed chain works, boomer directly is refused", async () => {
+    const k = await statusKey();
+    assert.equal(k.source, 'vault');
+    assert.deepEqual(k.destinations, ['goober', 'goober>boomer']);
+    assert.equal(k.confirmForwarded, false);
+    newAudit();
+
+    const g = await ssh(['goober', 'echo', 'on-goober']).done;
+    assert.equal(g.code, 0, g.stderr);
+    assert.equal(g.stdout, 'on-goober\n');
+    const c = await chain(['echo', 'on-boomer']).done;
+    assert.equal(c.code, 0, c.stderr);
+    assert.equal(c.stdout, 'on-boomer\n');
+    assert.ok(hops.boomer.log().includes(`ED25519 ${key.fingerprint}`), hops.boomer.log());
+    // On goober the key is listed: it may go on to boomer.
+    const onGoober = await ssh(['-A', 'goober', 'ssh-add', '-l']).done;
+    assert.equal(onGoober.code, 0, onGoober.stderr);
+    assert.equal(onGoober.stdout, `${key.listLine}\n`);
+    assert.deepEqual(newAudit(), [login('goober'), login('goober'), fwd, login('goober')]);
+
+    // Straight to boomer is not listed: the key is hidden on that connection,
+    // so ssh never offers it and nothing is signed (as with ssh-add -h).
+    const p = ssh(['boomer', 'true']);
+    await refused(p);
+    assert.deepEqual(newAudit(), []);
+    // Beyond boomer it is hidden too.
+    const beyond = await ssh([
+      '-A',
+      'goober',
+      'ssh',
+      '-A',
+      '-F',
+      hops.config,
+      'boomer',
+      'ssh-add',
+      '-l',
+    ]).done;
+    assert.equal(beyond.code, 1, beyond.stderr);
+    assert.equal(beyond.stdout, NO_IDENTITIES);
+    assert.deepEqual(newAudit(), [login('goober'), fwd]);
+  });
+
+  it("'goober>nobody@boomer': the key is offered towards boomer, but signing for another user is refused with a destination reason", async () => {
+    await allowOnly(['goober', 'goober>nobody@boomer']);
+    newAudit();
+    const p = chain(['true']);
+    const r = await refused(p);
+    assert.match(r.stderr, /agent refused operation/);
+    assert.deepEqual(newAudit(), [
+      login('goober'),
+      {
+        decision: 'refused',
+        hops: [HOST, 'goober', 'boomer'],
+        forwarded: true,
+        reason: 'destination: not permitted for this destination',
+      },
+    ]);
+  });
+
+  it('--allow goober alone: goober works, goober → boomer is refused, and the key is hidden on goober', async () => {
+    await allowOnly(['goober']);
+    newAudit();
+    const g = await ssh(['-A', 'goober', 'echo', 'on-goober']).done;
+    assert.equal(g.code, 0, g.stderr);
+    assert.equal(g.stdout, 'on-goober\n');
+    const hidden = await ssh(['-A', 'goober', 'ssh-add', '-l']).done;
+    assert.equal(hidden.code, 1, hidden.stderr);
+    assert.equal(hidden.stdout, NO_IDENTITIES);
+    await refused(chain(['true']));
+    await refused(ssh(['boomer', 'true']));
+    // Only the three logins to goober were signed: nothing was offered beyond it.
+    assert.deepEqual(newAudit(), [login('goober'), login('goober'), login('goober')]);
+  });
+
+  it('constraints follow the vault while the agent runs: --clear-allow frees the key, --allow constrains it again', async () => {
+    await allowOnly(['goober']);
+    await refused(ssh(['boomer', 'true']));
+
+    const cleared = await setDefaults(['--clear-allow'], []);
+    assert.doesNotMatch(cleared.stderr, /\[allow/);
+    newAudit();
+    const direct = await ssh(['boomer', 'echo', 'on-boomer']).done;
+    assert.equal(direct.code, 0, direct.stderr);
+    assert.equal(direct.stdout, 'on-boomer\n');
+    const c = await chain(['true']).done;
+    assert.equal(c.code, 0, c.stderr);
+    assert.deepEqual(newAudit(), [login('boomer'), login('goober'), fwd]);
+
+    await setDefaults(['--allow', 'goober'], ['goober']);
+    await refused(ssh(['boomer', 'true']));
+    await refused(chain(['true']));
+    assert.deepEqual(newAudit(), [login('goober')]);
+    // --allow adds a hop to those stored: now goober → boomer works too.
+    await setDefaults(['--allow', 'goober>boomer'], ['goober', 'goober>boomer']);
+    const c2 = await chain(['true']).done;
+    assert.equal(c2.code, 0, c2.stderr);
+    await refused(ssh(['boomer', 'true']));
+    assert.deepEqual(newAudit(), [login('goober'), fwd]);
+    // No second unlock was needed for any of it.
+    assert.equal((await statusKey()).source, 'vault');
+  });
+
+  it('a host not in known_hosts: a warning, and the key is usable nowhere (never silently unconstrained)', async () => {
+    const r = await allowOnly(['nosuchhost']);
+    assert.match(
+      r.stderr,
+      /warning: nosuchhost is not in your known_hosts: the key cannot be used there until you have connected to it once/,
+    );
+    assert.doesNotMatch(r.stderr, /goober|boomer/);
+    newAudit();
+    await refused(ssh(['goober', 'true']));
+    await refused(ssh(['boomer', 'true']));
+    assert.deepEqual(newAudit(), []);
+    // Locally (no session bind) it is listed, as ssh-add -h keys are, but signs no non-login.
+    const l = await world.sshAdd(agent, ['-l']);
+    assert.equal(l.code, 0, l.stderr);
+    assert.deepEqual(listLines(l.stdout), [key.listLine]);
+    const sig = await world.sign(agent, key.pub, 'hello\n');
+    assert.notEqual(sig.code, 0);
+    assert.equal(sig.sig, undefined);
+    assert.deepEqual(newAudit(), [
+      {
+        decision: 'refused',
+        hops: [],
+        forwarded: false,
+        reason: 'destination: destination-constrained key used on an unbound connection',
+      },
+    ]);
+
+    // Beside a known host, only the unknown one is warned about, and the known one works.
+    const both = await allowOnly(['goober', 'nosuchhost']);
+    assert.match(both.stderr, /warning: nosuchhost is not in your known_hosts/);
+    assert.doesNotMatch(both.stderr, /warning: goober/);
+    const g = await ssh(['goober', 'true']).done;
+    assert.equal(g.code, 0, g.stderr);
+    await refused(chain(['true']));
+    assert.deepEqual(newAudit(), [login('goober')]);
+  });
+
+  it(
+    '--clear-allow beside --allow never leaves the key unconstrained',
+    {
+      todo: 'src/cli/vault.ts cmdSet ignores --allow when --clear-allow is given (exit 0, the warning for the ignored host still printed): the key ends up unconstrained',
+    },
+    async () => {
+      await allowOnly(['goober']);
+      const r = await world.tsagent(
+        ['vault', 'set', key.comment, '--clear-allow', '--allow', 'boomer'],
+        { lines: [VAULT_PASS] },
+      );
+      // Either a usage error (the stored constraints stay) or the list replaced.
+      if (r.code === 0) assert.match(r.stderr, /\[allow boomer\]/);
+      else assert.equal(r.code, 2, r.stderr);
+    },
+  );
+
+  it('--confirm-forwarded: local use does not ask; the forwarded hop asks once; no refuses it', async () => {
+    await setDefaults(['--clear-allow', '--confirm-forwarded'], [], true);
+    const k = await statusKey();
+    assert.equal(k.confirm, false);
+    confirm.reset();
+    confirm.answer('yes');
+    newAudit();
+
+    const g = await ssh(['goober', 'true']).done;
+    assert.equal(g.code, 0, g.stderr);
+    const gA = await ssh(['-A', 'goober', 'true']).done;
+    assert.equal(gA.code, 0, gA.stderr);
+    assert.deepEqual(confirm.calls(), []);
+    assert.deepEqual(newAudit(), [login('goober'), login('goober')]);
+
+    const p = chain(['echo', 'on-boomer']);
+    const r = await p.done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'on-boomer\n');
+    const calls = confirm.calls();
+    assert.equal(calls.length, 1, JSON.stringify(calls));
+    assert.equal(calls[0].prompt, 'confirm');
+    assert.ok(
+      calls[0].argv.startsWith(
+        `Allow use of key ${key.comment}?\nKey fingerprint ${key.fingerprint}.\n`,
+      ),
+      calls[0].argv,
+    );
+    assert.ok(
+      calls[0].argv.endsWith(`\nForwarded: ${HOST} \u2192 goober \u2192 boomer.`),
+      calls[0].argv,
+    );
+    assert.deepEqual(newAudit(), [login('goober'), fwd]);
+
+    confirm.reset();
+    confirm.answer('', 1);
+    const no = await refused(chain(['true']));
+    assert.match(no.stderr, /agent refused operation/);
+    assert.equal(confirm.calls().length, 1);
+    assert.deepEqual(newAudit(), [
+      login('goober'),
+      {
+        decision: 'refused',
+        hops: [HOST, 'goober', 'boomer'],
+        forwarded: true,
+        reason: 'refused: user refused',
+      },
+    ]);
+  });
+
+  it('--confirm-forwarded with --allow: constraints and the question both apply; --no-confirm-forwarded stops asking', async () => {
+    await allowOnly(['goober', 'goober>boomer'], true);
+    confirm.reset();
+    confirm.answer('yes');
+    newAudit();
+    const c = await chain(['true']).done;
+    assert.equal(c.code, 0, c.stderr);
+    assert.equal(confirm.calls().length, 1);
+    // Refused by the constraints before anyone is asked.
+    await refused(ssh(['boomer', 'true']));
+    assert.equal(confirm.calls().length, 1);
+    assert.deepEqual(newAudit(), [login('goober'), fwd]);
+
+    await setDefaults(['--no-confirm-forwarded'], ['goober', 'goober>boomer'], false);
+    confirm.reset();
+    const again = await chain(['true']).done;
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(confirm.calls(), []);
+    assert.deepEqual(newAudit(), [login('goober'), fwd]);
+  });
+});
