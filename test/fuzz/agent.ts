@@ -6,8 +6,8 @@ import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { TSAGENT_MAIN, agentAnswers } from '../fixtures/agent';
-import { alive, baseEnv, mkTemp, rmTemp, sleep } from '../fixtures/run';
+import { TSAGENT_MAIN, supervise } from '../fixtures/agent';
+import { alive, baseEnv, mkTemp } from '../fixtures/run';
 
 export interface User {
   name: string;
@@ -27,12 +27,6 @@ export interface Tsagent {
   /** SIGTERM by pid (SIGKILL after 5 s), wait for the exit, remove the temp dir. */
   stop(): Promise<void>;
 }
-
-const running = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const c of running)
-    if (c.pid && c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-});
 
 export interface TsagentOptions {
   /** Extra flags after `-a SOCK`. */
@@ -68,56 +62,17 @@ export async function startTsagent(opts: TsagentOptions = {}): Promise<Tsagent> 
       gid: opts.user?.gid,
     },
   );
-  running.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => {
-    // Keep the log bounded: a long fuzz run logs a line per message.
-    stderr += d.toString();
-    if (stderr.length > 64 * 1024 * 1024) stderr = stderr.slice(-32 * 1024 * 1024);
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.on('exit', (code, signal) => {
-      running.delete(child);
-      resolve({ code, signal });
-    });
-  });
-  let dead = false;
-  void exited.then(() => (dead = true));
-  child.on('error', () => {});
-  const stop = async () => {
-    if (!dead && child.pid) {
-      try {
-        process.kill(child.pid, 'SIGTERM');
-      } catch {
-        // already gone
-      }
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    }
-    rmTemp(dir);
-  };
-  if (opts.wait !== false) {
-    const deadline = Date.now() + 15_000;
-    while (!(await agentAnswers(sock, 1000))) {
-      if (dead || Date.now() > deadline) {
-        await stop();
-        throw new Error(`tsagent did not start on ${sock}\nstdout: ${stdout}\nstderr: ${stderr}`);
-      }
-      await sleep(30);
-    }
-  }
+  const sup = supervise(child, dir, 64 * 1024 * 1024);
+  if (opts.wait !== false) await sup.waitReady(sock, 'tsagent');
   return {
     sock,
     pid: child.pid!,
     dir,
     recovery: `${sock}.recovery`,
     process: child,
-    output: () => ({ stdout, stderr }),
-    exited,
-    stop,
+    output: sup.output,
+    exited: sup.exited,
+    stop: sup.stop,
   };
 }
 
