@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Hops, Spawned, startHops } from './fixtures/hops';
 import { Askpass, TestKey, keyBlobText, keyType, makeKey } from './fixtures/keys';
-import { SSH, SSHD, SSH_ADD, SSH_KEYGEN, skipUnless } from './fixtures/run';
+import { RunResult, SSH, SSHD, SSH_ADD, SSH_KEYGEN, skipUnless } from './fixtures/run';
 import {
   NO_IDENTITIES,
   VAULT_PASS,
@@ -179,12 +179,16 @@ describe('vault destination constraints across sparrow → goober → boomer', {
     );
   }
 
-  async function refused(p: Spawned) {
-    const r = await p.done;
+  /** Wait for every child (started side by side). */
+  const results = (...ps: Spawned[]) => Promise.all(ps.map((p) => p.done));
+
+  function isRefused(r: RunResult) {
     assert.equal(r.code, 255, r.stderr);
     assert.match(r.stderr, /Permission denied \(publickey\)/);
-    return r;
   }
+
+  /** Records in a fixed order, for runs whose logins went side by side. */
+  const sorted = (list: object[]) => list.map((x) => JSON.stringify(x)).sort();
 
   it("--allow goober --allow 'goober>boomer' (set before unlocking): the listed chain works, boomer directly is refused", async () => {
     const k = await statusKey();
@@ -193,46 +197,35 @@ describe('vault destination constraints across sparrow → goober → boomer', {
     assert.equal(k.confirmForwarded, false);
     newAudit();
 
-    const g = await ssh(['goober', 'echo', 'on-goober']).done;
+    // Independent logins run side by side (the audit is compared as a multiset).
+    const [g, c, onGoober, direct] = await results(
+      ssh(['goober', 'echo', 'on-goober']),
+      chain(['echo', 'on-boomer']),
+      // On goober the key is listed: it may go on to boomer.
+      ssh(['-A', 'goober', 'ssh-add', '-l']),
+      // Straight to boomer is not listed: the key is hidden on that connection,
+      // so ssh never offers it and nothing is signed (as with ssh-add -h).
+      ssh(['boomer', 'true']),
+    );
     assert.equal(g.code, 0, g.stderr);
     assert.equal(g.stdout, 'on-goober\n');
-    const c = await chain(['echo', 'on-boomer']).done;
     assert.equal(c.code, 0, c.stderr);
     assert.equal(c.stdout, 'on-boomer\n');
     assert.ok(hops.boomer.log().includes(`ED25519 ${key.fingerprint}`), hops.boomer.log());
-    // On goober the key is listed: it may go on to boomer.
-    const onGoober = await ssh(['-A', 'goober', 'ssh-add', '-l']).done;
     assert.equal(onGoober.code, 0, onGoober.stderr);
     assert.equal(onGoober.stdout, `${key.listLine}\n`);
-    assert.deepEqual(newAudit(), [login('goober'), login('goober'), fwd, login('goober')]);
-
-    // Straight to boomer is not listed: the key is hidden on that connection,
-    // so ssh never offers it and nothing is signed (as with ssh-add -h).
-    const p = ssh(['boomer', 'true']);
-    await refused(p);
-    assert.deepEqual(newAudit(), []);
-    // Beyond boomer it is hidden too.
-    const beyond = await ssh([
-      '-A',
-      'goober',
-      'ssh',
-      '-A',
-      '-F',
-      hops.config,
-      'boomer',
-      'ssh-add',
-      '-l',
-    ]).done;
-    assert.equal(beyond.code, 1, beyond.stderr);
-    assert.equal(beyond.stdout, NO_IDENTITIES);
-    assert.deepEqual(newAudit(), [login('goober'), fwd]);
+    isRefused(direct);
+    assert.deepEqual(
+      sorted(newAudit()),
+      sorted([login('goober'), login('goober'), fwd, login('goober')]),
+    );
   });
 
   it("'goober>nobody@boomer': the key is offered towards boomer, but signing for another user is refused with a destination reason", async () => {
     await allowOnly(['goober', 'goober>nobody@boomer']);
     newAudit();
-    const p = chain(['true']);
-    const r = await refused(p);
+    const [r] = await results(chain(['true']));
+    isRefused(r);
     assert.match(r.stderr, /agent refused operation/);
     assert.deepEqual(newAudit(), [
       login('goober'),
@@ -248,41 +241,39 @@ describe('vault destination constraints across sparrow → goober → boomer', {
   it('--allow goober alone: goober works, goober → boomer is refused, and the key is hidden on goober', async () => {
     await allowOnly(['goober']);
     newAudit();
-    const g = await ssh(['-A', 'goober', 'echo', 'on-goober']).done;
-    assert.equal(g.code, 0, g.stderr);
-    assert.equal(g.stdout, 'on-goober\n');
-    const hidden = await ssh(['-A', 'goober', 'ssh-add', '-l']).done;
+    const [hidden, onward, direct] = await results(
+      ssh(['-A', 'goober', 'echo', 'on-goober;', 'ssh-add', '-l']),
+      chain(['true']),
+      ssh(['boomer', 'true']),
+    );
     assert.equal(hidden.code, 1, hidden.stderr);
-    assert.equal(hidden.stdout, NO_IDENTITIES);
-    await refused(chain(['true']));
-    await refused(ssh(['boomer', 'true']));
-    // Only the three logins to goober were signed: nothing was offered beyond it.
-    assert.deepEqual(newAudit(), [login('goober'), login('goober'), login('goober')]);
+    assert.equal(hidden.stdout, `on-goober\n${NO_IDENTITIES}`);
+    isRefused(onward);
+    isRefused(direct);
+    // Only the two logins to goober were signed: nothing was offered beyond it.
+    assert.deepEqual(newAudit(), [login('goober'), login('goober')]);
   });
 
   it('constraints follow the vault while the agent runs: --clear-allow frees the key, --allow constrains it again', async () => {
     await allowOnly(['goober']);
-    await refused(ssh(['boomer', 'true']));
-
     const cleared = await setDefaults(['--clear-allow'], []);
     assert.doesNotMatch(cleared.stderr, /\[allow/);
     newAudit();
-    const direct = await ssh(['boomer', 'echo', 'on-boomer']).done;
+    const [direct] = await results(ssh(['boomer', 'echo', 'on-boomer']));
     assert.equal(direct.code, 0, direct.stderr);
     assert.equal(direct.stdout, 'on-boomer\n');
-    const c = await chain(['true']).done;
-    assert.equal(c.code, 0, c.stderr);
-    assert.deepEqual(newAudit(), [login('boomer'), login('goober'), fwd]);
+    assert.deepEqual(newAudit(), [login('boomer')]);
 
     await setDefaults(['--allow', 'goober'], ['goober']);
-    await refused(ssh(['boomer', 'true']));
-    await refused(chain(['true']));
+    const [again, onward] = await results(ssh(['boomer', 'true']), chain(['true']));
+    isRefused(again);
+    isRefused(onward);
     assert.deepEqual(newAudit(), [login('goober')]);
+
     // --allow adds a hop to those stored: now goober → boomer works too.
     await setDefaults(['--allow', 'goober>boomer'], ['goober', 'goober>boomer']);
-    const c2 = await chain(['true']).done;
-    assert.equal(c2.code, 0, c2.stderr);
-    await refused(ssh(['boomer', 'true']));
+    const [c] = await results(chain(['true']));
+    assert.equal(c.code, 0, c.stderr);
     assert.deepEqual(newAudit(), [login('goober'), fwd]);
     // No second unlock was needed for any of it.
     assert.equal((await statusKey()).source, 'vault');
@@ -296,8 +287,9 @@ describe('vault destination constraints across sparrow → goober → boomer', {
     );
     assert.doesNotMatch(r.stderr, /goober|boomer/);
     newAudit();
-    await refused(ssh(['goober', 'true']));
-    await refused(ssh(['boomer', 'true']));
+    const [g, b] = await results(ssh(['goober', 'true']), ssh(['boomer', 'true']));
+    isRefused(g);
+    isRefused(b);
     assert.deepEqual(newAudit(), []);
     // Locally (no session bind) it is listed, as ssh-add -h keys are, but signs no non-login.
     const l = await world.sshAdd(agent, ['-l']);
@@ -319,9 +311,8 @@ describe('vault destination constraints across sparrow → goober → boomer', {
     const both = await allowOnly(['goober', 'nosuchhost']);
     assert.match(both.stderr, /warning: nosuchhost is not in your known_hosts/);
     assert.doesNotMatch(both.stderr, /warning: goober/);
-    const g = await ssh(['goober', 'true']).done;
-    assert.equal(g.code, 0, g.stderr);
-    await refused(chain(['true']));
+    const [ok] = await results(ssh(['goober', 'true']));
+    assert.equal(ok.code, 0, ok.stderr);
     assert.deepEqual(newAudit(), [login('goober')]);
   });
 
@@ -350,9 +341,8 @@ describe('vault destination constraints across sparrow → goober → boomer', {
     confirm.answer('yes');
     newAudit();
 
-    const g = await ssh(['goober', 'true']).done;
+    const [g, gA] = await results(ssh(['goober', 'true']), ssh(['-A', 'goober', 'true']));
     assert.equal(g.code, 0, g.stderr);
-    const gA = await ssh(['-A', 'goober', 'true']).done;
     assert.equal(gA.code, 0, gA.stderr);
     assert.deepEqual(confirm.calls(), []);
     assert.deepEqual(newAudit(), [login('goober'), login('goober')]);
@@ -378,7 +368,8 @@ describe('vault destination constraints across sparrow → goober → boomer', {
 
     confirm.reset();
     confirm.answer('', 1);
-    const no = await refused(chain(['true']));
+    const [no] = await results(chain(['true']));
+    isRefused(no);
     assert.match(no.stderr, /agent refused operation/);
     assert.equal(confirm.calls().length, 1);
     assert.deepEqual(newAudit(), [
@@ -397,11 +388,10 @@ describe('vault destination constraints across sparrow → goober → boomer', {
     confirm.reset();
     confirm.answer('yes');
     newAudit();
-    const c = await chain(['true']).done;
+    // Boomer directly is refused by the constraints before anyone is asked.
+    const [c, direct] = await results(chain(['true']), ssh(['boomer', 'true']));
     assert.equal(c.code, 0, c.stderr);
-    assert.equal(confirm.calls().length, 1);
-    // Refused by the constraints before anyone is asked.
-    await refused(ssh(['boomer', 'true']));
+    isRefused(direct);
     assert.equal(confirm.calls().length, 1);
     assert.deepEqual(newAudit(), [login('goober'), fwd]);
 
@@ -411,5 +401,26 @@ describe('vault destination constraints across sparrow → goober → boomer', {
     assert.equal(again.code, 0, again.stderr);
     assert.deepEqual(confirm.calls(), []);
     assert.deepEqual(newAudit(), [login('goober'), fwd]);
+  });
+
+  it('a host added to known_hosts later becomes usable without a re-unlock, as the warning promises', async () => {
+    const khFile = path.join(world.home, '.ssh', 'known_hosts');
+    const kh = fs.readFileSync(khFile, 'utf8');
+    try {
+      const r = await allowOnly(['gooberalias']);
+      assert.match(r.stderr, /warning: gooberalias is not in your known_hosts/);
+      isRefused((await results(ssh(['goober', 'true'])))[0]);
+      // "Connecting once": known_hosts now names goober's host key gooberalias too.
+      fs.appendFileSync(khFile, `gooberalias ${hops.goober.hostKey}\n`);
+      const ok = await poll(
+        'a login to goober',
+        async () => (await ssh(['goober', 'true']).done).code,
+        (code) => code === 0,
+        5_000,
+      );
+      assert.equal(ok, 0);
+    } finally {
+      fs.writeFileSync(khFile, kh);
+    }
   });
 });

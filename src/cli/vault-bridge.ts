@@ -3,6 +3,7 @@
 // changes the CLI writes while the agent runs, and recording last use.
 
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { destinationsFromSpecs } from '../agent/destination';
 import type { NewIdentity } from '../agent/keyring';
@@ -19,6 +20,8 @@ export class VaultBridge {
   private file: VaultFile | null = null;
   private open: UnlockedVault | null = null;
   private watcher: fs.FSWatcher | null = null;
+  /** Follows ~/.ssh/known_hosts, where --allow hosts are looked up. */
+  private knownHostsWatcher: fs.FSWatcher | null = null;
   private readonly touched = new Map<string, number>();
   /**
    * When each key was first served since the unlock (ms). A lifetime runs from
@@ -81,6 +84,8 @@ export class VaultBridge {
     this.open = null;
     this.watcher?.close();
     this.watcher = null;
+    this.knownHostsWatcher?.close();
+    this.knownHostsWatcher = null;
     this.servedSince.clear();
   }
 
@@ -151,6 +156,22 @@ export class VaultBridge {
       this.watcher.on('error', () => undefined);
     } catch (e) {
       this.log(`cannot watch ${dir}: ${(e as Error).message}`);
+    }
+    // A host added to known_hosts (its first connection) makes --allow hops naming it usable.
+    let khTimer: NodeJS.Timeout | null = null;
+    try {
+      this.knownHostsWatcher = fs.watch(path.join(os.homedir(), '.ssh'), (_event, name) => {
+        if (name !== 'known_hosts' || khTimer) return;
+        khTimer = setTimeout(() => {
+          khTimer = null;
+          if (this.open?.identities.some((i) => i.allow?.length))
+            this.onChange(this.identities(this.open.identities));
+        }, 50);
+        khTimer.unref();
+      });
+      this.knownHostsWatcher.on('error', () => undefined);
+    } catch {
+      // No ~/.ssh yet: nothing to follow.
     }
   }
 
