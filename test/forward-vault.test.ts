@@ -316,22 +316,16 @@ describe('vault destination constraints across sparrow → goober → boomer', {
     assert.deepEqual(newAudit(), [login('goober')]);
   });
 
-  it(
-    '--clear-allow beside --allow never leaves the key unconstrained',
-    {
-      todo: 'src/cli/vault.ts cmdSet ignores --allow when --clear-allow is given (exit 0, the warning for the ignored host still printed): the key ends up unconstrained',
-    },
-    async () => {
-      await allowOnly(['goober']);
-      const r = await world.tsagent(
-        ['vault', 'set', key.comment, '--clear-allow', '--allow', 'boomer'],
-        { lines: [VAULT_PASS] },
-      );
-      // Either a usage error (the stored constraints stay) or the list replaced.
-      if (r.code === 0) assert.match(r.stderr, /\[allow boomer\]/);
-      else assert.equal(r.code, 2, r.stderr);
-    },
-  );
+  it('--clear-allow beside --allow never leaves the key unconstrained', async () => {
+    await allowOnly(['goober']);
+    const r = await world.tsagent(
+      ['vault', 'set', key.comment, '--clear-allow', '--allow', 'boomer'],
+      { lines: [VAULT_PASS] },
+    );
+    // Either a usage error (the stored constraints stay) or the list replaced.
+    if (r.code === 0) assert.match(r.stderr, /\[allow boomer\]/);
+    else assert.equal(r.code, 2, r.stderr);
+  });
 
   it('--confirm-forwarded: local use does not ask; the forwarded hop asks once; no refuses it', async () => {
     await setDefaults(['--clear-allow', '--confirm-forwarded'], [], true);

@@ -298,13 +298,15 @@ async function cmdSet(
   if (opts.allow) checkAllow(ctx, opts.allow);
   const vault = await unlock(ctx);
   try {
-    const allow = opts.clearAllow ? null : opts.allow;
+    // --clear-allow with --allow replaces the list; alone, it empties it.
+    const allow = opts.clearAllow && !opts.allow?.length ? null : opts.allow;
     ctx.note(
       describeIdentity(
         vault.update(name, {
           confirm: opts.confirm,
           lifetime,
           allow,
+          clearAllow: opts.clearAllow,
           confirmForwarded: opts.confirmForwarded,
         }),
       ),

@@ -480,6 +480,8 @@ export interface IdentityDefaults {
   confirmForwarded?: boolean;
   /** Destination constraints to add; null clears them all. */
   allow?: string[] | null;
+  /** Clear the constraints first, then add `allow` (replace the list). */
+  clearAllow?: boolean;
   /** Seconds; null clears it. */
   lifetime?: number | null;
 }
@@ -644,8 +646,8 @@ function applyDefaults(id: VaultIdentity, d: IdentityDefaults): void {
     if (d.confirmForwarded) id.confirmForwarded = true;
     else delete id.confirmForwarded;
   }
-  if (d.allow === null) delete id.allow;
-  else if (d.allow?.length) id.allow = [...new Set([...(id.allow ?? []), ...d.allow])];
+  if (d.allow === null || d.clearAllow) delete id.allow;
+  if (d.allow?.length) id.allow = [...new Set([...(id.allow ?? []), ...d.allow])];
   if (d.lifetime === null) delete id.lifetime;
   else if (d.lifetime !== undefined) {
     if (!Number.isInteger(d.lifetime) || d.lifetime <= 0)
