@@ -143,9 +143,10 @@ export class PassphraseReader {
   /** Raw mode, no echo; Enter ends, Backspace and ^U edit, ^C or ^D on an empty line cancel. */
   private fromTty(prompt: string): Promise<Buffer<ArrayBuffer>> {
     const stdin = this.stdin as tty.ReadStream;
-    this.stderr.write(prompt);
+    // Echo off before the prompt shows: whatever is typed after it is never echoed.
     const wasRaw = stdin.isRaw;
     stdin.setRawMode(true);
+    this.stderr.write(prompt);
     stdin.resume();
     return new Promise((resolve, reject) => {
       const typed: number[] = [];
