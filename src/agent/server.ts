@@ -285,8 +285,10 @@ export class AgentServer {
       // Lock all the same: safety first, recovery through the vault passphrase.
       this.log(`could not store the recovery secret: ${(e as Error).message}`);
     }
-    await this.keyring.lock(secret);
+    // The lock takes effect at once (the passphrase hash follows): say so now.
+    const locking = this.keyring.lock(secret);
     this.log(`agent locked: ${reason}`);
+    await locking;
     return true;
   }
 
