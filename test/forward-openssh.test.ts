@@ -4,6 +4,7 @@
 // OpenSSH's ssh-agent; tsagent's audit log, confirm prompt and `tsagent log`
 // are checked on top.
 
+import { AuditRecord as Audit, readAudit } from '../src/agent/audit';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -27,30 +28,8 @@ import {
 const skip = skipUnless([SSH, SSHD, SSH_ADD, SSH_KEYGEN, '/usr/bin/scp']);
 const HOST = os.hostname();
 
-interface Audit {
-  time: string;
-  key: string;
-  comment: string;
-  requester: { pid?: number; uid?: number; command?: string };
-  hops: string[];
-  forwarded: boolean;
-  user?: string;
-  decision: 'allowed' | 'refused';
-  reason?: string;
-}
-
-function readAuditFile(file: string): Audit[] {
-  let text = '';
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    return [];
-  }
-  return text
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as Audit);
-}
+/** The agent's own reader: a record is an AuditRecord. */
+const readAuditFile = readAudit;
 
 /** `tsagent log ARGS` through runLog (main.ts may not route `log` yet). */
 function tsagentLog(args: string[], env: Record<string, string | undefined> = {}) {

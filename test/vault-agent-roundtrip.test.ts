@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseKeyFile } from '../src/vault/keyfile';
 import { SSH, SSHD, SSH_ADD, SSH_KEYGEN, run, skipUnless } from './fixtures/run';
-import { Sshd, startSshd } from './fixtures/sshd';
+import { SSH_NO_CONFIG, Sshd, startSshd } from './fixtures/sshd';
 import { OPENSSL, makePpkV2, secretParts } from './fixtures/vault';
 import {
   NO_IDENTITIES,
@@ -314,16 +314,7 @@ describe(
       run(
         SSH,
         [
-          '-F',
-          '/dev/null',
-          '-o',
-          'StrictHostKeyChecking=no',
-          '-o',
-          'UserKnownHostsFile=/dev/null',
-          '-o',
-          'GlobalKnownHostsFile=/dev/null',
-          '-o',
-          'BatchMode=yes',
+          ...SSH_NO_CONFIG,
           '-o',
           'IdentitiesOnly=yes',
           '-o',
