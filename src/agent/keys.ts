@@ -316,14 +316,35 @@ export function signatureAlgorithm(
   return { name: 'ssh-rsa', hash: 'sha1' };
 }
 
+/**
+ * The DER of an ECDSA signature, SEQUENCE { INTEGER r, INTEGER s }, as SSH's
+ * `mpint r, mpint s`: DER integers are already minimal two's complement, i.e.
+ * mpint bodies. (Asking OpenSSL for DER and converting is cheaper than P1363.)
+ */
+function derToMpints(der: Buffer): Buffer {
+  let off = 0;
+  const len = (): number => {
+    const first = der[off++];
+    if (first < 0x80) return first;
+    let n = 0;
+    for (let i = 0; i < (first & 0x7f); i++) n = (n << 8) | der[off++];
+    return n;
+  };
+  if (der[off++] !== 0x30) throw new Error('ECDSA signature is not a DER SEQUENCE');
+  len();
+  const w = new WireWriter();
+  for (let i = 0; i < 2; i++) {
+    if (der[off++] !== 0x02) throw new Error('ECDSA signature part is not a DER INTEGER');
+    const n = len();
+    w.string(der.subarray(off, off + n));
+    off += n;
+  }
+  return w.toBuffer();
+}
+
 function signatureBlob(key: PrivateKey, name: string, sig: Buffer): Buffer {
   const w = new WireWriter().string(name);
-  if (key.algorithm === 'ecdsa') {
-    const half = sig.length / 2;
-    w.string(new WireWriter().mpint(sig.subarray(0, half)).mpint(sig.subarray(half)).toBuffer());
-  } else {
-    w.string(sig);
-  }
+  w.string(key.algorithm === 'ecdsa' ? derToMpints(sig) : sig);
   return w.toBuffer();
 }
 
@@ -350,7 +371,6 @@ function signOnLoop(key: PrivateKey, data: Buffer): boolean {
 export function sign(key: PrivateKey, data: Buffer, flags: number): Promise<Buffer> {
   const { name, hash } = signatureAlgorithm(key, flags);
   const opts: crypto.SignKeyObjectInput = { key: key.keyObject };
-  if (key.algorithm === 'ecdsa') opts.dsaEncoding = 'ieee-p1363';
   if (signOnLoop(key, data)) {
     try {
       return Promise.resolve(signatureBlob(key, name, crypto.sign(hash, data, opts)));
