@@ -2,7 +2,7 @@
 // conventions: SSH_ASKPASS_PROMPT=confirm, the prompt as the only argument,
 // and an exit status of 0 with an empty answer or "yes" meaning allowed.
 
-import { spawn } from 'node:child_process';
+import type * as childProcess from 'node:child_process';
 
 export const DEFAULT_ASKPASS = '/usr/bin/ssh-askpass';
 
@@ -24,6 +24,8 @@ export function askConfirm(
 ): Promise<boolean> {
   if (!askpassAllowed(env)) return Promise.resolve(false);
   const program = env.SSH_ASKPASS || DEFAULT_ASKPASS;
+  // Loaded on the first prompt only: an idle agent needs no child_process.
+  const { spawn } = require('node:child_process') as typeof childProcess;
   return new Promise((resolve) => {
     let out = '';
     let settled = false;
