@@ -153,14 +153,9 @@ export class AgentServer {
           pending = pending.subarray(4 + len);
           const req = decodeRequest(msg);
           const reply = await this.handle(req, ctx, socket);
-          // Wipe secrets (private keys, passphrases) from the request bytes.
-          if (
-            req.type === 'add' ||
-            req.type === 'lock' ||
-            req.type === 'unlock' ||
-            req.type === 'malformed'
-          )
-            msg.fill(0);
+          // Wipe secrets (private keys, passphrases, a vault passphrase in an
+          // extension) from the request bytes once handled.
+          if (req.type !== 'sign' && req.type !== 'request-identities') msg.fill(0);
           if (reply === 'close') {
             socket.destroy();
             return;
