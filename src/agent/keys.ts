@@ -6,6 +6,7 @@
 
 import * as crypto from 'node:crypto';
 import { SIGN_FLAG } from './protocol';
+import { b64u, big, ecdsaKey, ed25519Key, padTo, rsaKey } from '../ssh/keyobject';
 import { WireError, WireReader, WireWriter } from '../ssh/wire';
 
 const CURVES: Record<string, { crv: string; size: number; hash: string }> = {
@@ -13,9 +14,6 @@ const CURVES: Record<string, { crv: string; size: number; hash: string }> = {
   nistp384: { crv: 'P-384', size: 48, hash: 'sha384' },
   nistp521: { crv: 'P-521', size: 66, hash: 'sha512' },
 };
-
-export const RSA_MIN_BITS = 1024;
-export const RSA_MAX_BITS = 16384;
 
 export type Algorithm = 'ed25519' | 'ecdsa' | 'rsa';
 
@@ -30,32 +28,6 @@ export interface PrivateKey {
   /** ECDSA curve name (nistp256…) for ECDSA keys. */
   readonly curve?: string;
   readonly bits: number;
-}
-
-const b64u = (b: Buffer): string => b.toString('base64url');
-
-function padTo(b: Buffer, size: number): Buffer {
-  if (b.length > size) throw new WireError('integer too large for field');
-  return b.length === size ? b : Buffer.concat([Buffer.alloc(size - b.length), b]);
-}
-
-const big = (b: Buffer): bigint => (b.length === 0 ? 0n : BigInt('0x' + b.toString('hex')));
-function unbig(n: bigint): Buffer {
-  let h = n.toString(16);
-  if (h.length % 2) h = '0' + h;
-  return Buffer.from(h, 'hex');
-}
-
-function modInverse(a: bigint, m: bigint): bigint {
-  let [r0, r1] = [a % m, m];
-  let [s0, s1] = [1n, 0n];
-  while (r1 !== 0n) {
-    const q = r0 / r1;
-    [r0, r1] = [r1, r0 - q * r1];
-    [s0, s1] = [s1, s0 - q * s1];
-  }
-  if (r0 !== 1n) throw new WireError('RSA parameters are not invertible');
-  return ((s0 % m) + m) % m;
 }
 
 /** The public half of a key as parsed from a public blob (plain or inside a certificate). */
@@ -169,83 +141,6 @@ function publicBlobOf(keyType: string, p: PublicParts): Buffer {
   else if (p.algorithm === 'ecdsa') w.string(p.curve).string(p.q);
   else w.mpint(p.e).mpint(p.n);
   return w.toBuffer();
-}
-
-function ed25519Key(pk: Buffer, sk: Buffer): crypto.KeyObject {
-  if (pk.length !== 32 || sk.length !== 64) throw new WireError('bad ed25519 key lengths');
-  if (!sk.subarray(32).equals(pk)) throw new WireError('ed25519 private key does not match public');
-  const key = crypto.createPrivateKey({
-    key: { kty: 'OKP', crv: 'Ed25519', x: b64u(pk), d: b64u(sk.subarray(0, 32)) },
-    format: 'jwk',
-  });
-  const derived = crypto.createPublicKey(key).export({ format: 'jwk' });
-  if (derived.x !== b64u(pk)) throw new WireError('ed25519 private key does not match public');
-  return key;
-}
-
-function ecdsaKey(curve: string, q: Buffer, d: Buffer): crypto.KeyObject {
-  const { crv, size } = CURVES[curve];
-  const x = b64u(q.subarray(1, 1 + size));
-  const y = b64u(q.subarray(1 + size));
-  let key: crypto.KeyObject;
-  try {
-    key = crypto.createPrivateKey({
-      key: { kty: 'EC', crv, x, y, d: b64u(padTo(d, size)) },
-      format: 'jwk',
-    });
-  } catch {
-    throw new WireError('invalid ECDSA key');
-  }
-  // createPrivateKey keeps the given public point without checking it against d,
-  // so derive d·G independently (setPrivateKey also refuses d = 0 and d >= order).
-  const ecdh = crypto.createECDH(EC_OPENSSL_NAMES[crv]);
-  try {
-    ecdh.setPrivateKey(padTo(d, size));
-  } catch {
-    throw new WireError('invalid ECDSA private key');
-  }
-  if (!ecdh.getPublicKey().equals(q))
-    throw new WireError('ECDSA private key does not match public');
-  return key;
-}
-
-const EC_OPENSSL_NAMES: Record<string, string> = {
-  'P-256': 'prime256v1',
-  'P-384': 'secp384r1',
-  'P-521': 'secp521r1',
-};
-
-function gcd(a: bigint, b: bigint): bigint {
-  while (b !== 0n) [a, b] = [b, a % b];
-  return a;
-}
-
-function rsaKey(e: Buffer, n: Buffer, dBuf: Buffer, p: Buffer, q: Buffer): crypto.KeyObject {
-  const bits = big(n).toString(2).length;
-  if (bits < RSA_MIN_BITS || bits > RSA_MAX_BITS)
-    throw new WireError(`RSA key of ${bits} bits refused`);
-  const [N, D, P, Q] = [big(n), big(dBuf), big(p), big(q)];
-  if (P * Q !== N || P < 2n || Q < 2n) throw new WireError('RSA primes do not match modulus');
-  // Nor does Node check d against e: a wrong d would only show as invalid signatures.
-  const lambda = ((P - 1n) * (Q - 1n)) / gcd(P - 1n, Q - 1n);
-  if ((big(e) * D) % lambda !== 1n)
-    throw new WireError('RSA private exponent does not match public');
-  const jwk = {
-    kty: 'RSA',
-    n: b64u(n),
-    e: b64u(e),
-    d: b64u(dBuf),
-    p: b64u(p),
-    q: b64u(q),
-    dp: b64u(unbig(D % (P - 1n))),
-    dq: b64u(unbig(D % (Q - 1n))),
-    qi: b64u(unbig(modInverse(Q, P))),
-  };
-  try {
-    return crypto.createPrivateKey({ key: jwk, format: 'jwk' });
-  } catch {
-    throw new WireError('invalid RSA key');
-  }
 }
 
 /**

@@ -1,6 +1,7 @@
 // SSH key material as the vault stores it: the agent-protocol private fields
 // and the public key blob, converted to and from Node KeyObjects via JWK.
 import * as crypto from 'node:crypto';
+import { ecdsaKey, ed25519Key, rsaKey } from '../ssh/keyobject';
 import { WireReader as Reader, WireWriter as Writer } from '../ssh/wire';
 
 /**
@@ -40,7 +41,6 @@ export const SUPPORTED_KEY_TYPES = [
   'ssh-rsa',
 ];
 
-const b64u = (b: Buffer): string => b.toString('base64url');
 const unb64u = (s: string | undefined, what: string): Buffer => {
   if (typeof s !== 'string') throw new KeyFormatError(`key is missing its ${what} component`);
   return Buffer.from(s, 'base64url');
@@ -53,13 +53,6 @@ function fixedLength(m: Buffer, len: number): Buffer {
   m = m.subarray(i);
   if (m.length > len) throw new KeyFormatError('EC scalar longer than the curve allows');
   return Buffer.concat([Buffer.alloc(len - m.length), m]);
-}
-
-const toBig = (b: Buffer): bigint => (b.length === 0 ? 0n : BigInt('0x' + b.toString('hex')));
-function fromBig(v: bigint): Buffer {
-  let h = v.toString(16);
-  if (h.length % 2) h = '0' + h;
-  return Buffer.from(h, 'hex');
 }
 
 function curveByJwk(crv: string | undefined): Curve {
@@ -134,16 +127,14 @@ export function fromKeyObject(key: crypto.KeyObject, comment: string): KeyMateri
  * private fields are well formed and belong to `publicBlob`.
  */
 export function toPrivateKeyObject(km: KeyMaterial): crypto.KeyObject {
-  let jwk: crypto.JsonWebKey;
+  let key: crypto.KeyObject;
   try {
     const r = new Reader(km.privateFields);
     if (km.keyType === 'ssh-ed25519') {
       const pk = r.string();
       const sk = r.string();
       r.end();
-      if (pk.length !== 32 || sk.length !== 64 || !sk.subarray(32).equals(pk))
-        throw new KeyFormatError('malformed ed25519 private key');
-      jwk = { kty: 'OKP', crv: 'Ed25519', d: b64u(sk.subarray(0, 32)), x: b64u(pk) };
+      key = ed25519Key(pk, sk);
     } else if (curveByKeyType(km.keyType)) {
       const c = curveByKeyType(km.keyType) as Curve;
       const curveName = r.text();
@@ -154,49 +145,17 @@ export function toPrivateKeyObject(km: KeyMaterial): crypto.KeyObject {
         throw new KeyFormatError(`curve ${curveName} does not match ${km.keyType}`);
       if (q.length !== 1 + 2 * c.coordLen || q[0] !== 4)
         throw new KeyFormatError('malformed EC point');
-      jwk = {
-        kty: 'EC',
-        crv: c.jwkName,
-        x: b64u(q.subarray(1, 1 + c.coordLen)),
-        y: b64u(q.subarray(1 + c.coordLen)),
-        d: b64u(fixedLength(d, c.coordLen)),
-      };
+      key = ecdsaKey(c.sshName, q, d);
     } else if (km.keyType === 'ssh-rsa') {
-      const [n, e, d, iqmp, p, q] = [
-        r.mpint(),
-        r.mpint(),
-        r.mpint(),
-        r.mpint(),
-        r.mpint(),
-        r.mpint(),
-      ];
+      const [n, e, d, , p, q] = [r.mpint(), r.mpint(), r.mpint(), r.mpint(), r.mpint(), r.mpint()];
       r.end();
-      const [N, D, P, Q, IQMP] = [toBig(n), toBig(d), toBig(p), toBig(q), toBig(iqmp)];
-      // Node does not check these relations itself; a key that breaks them would sign garbage.
-      if (P < 2n || Q < 2n || P * Q !== N || (IQMP * Q) % P !== 1n)
-        throw new KeyFormatError('inconsistent RSA private key (n != p*q or bad iqmp)');
-      jwk = {
-        kty: 'RSA',
-        n: b64u(n),
-        e: b64u(e),
-        d: b64u(d),
-        p: b64u(p),
-        q: b64u(q),
-        dp: b64u(fromBig(D % (P - 1n))),
-        dq: b64u(fromBig(D % (Q - 1n))),
-        qi: b64u(iqmp),
-      };
+      key = rsaKey(e, n, d, p, q);
     } else {
       throw new KeyFormatError(`unsupported key type ${km.keyType}`);
     }
   } catch (err) {
     if (err instanceof KeyFormatError) throw err;
-    throw new KeyFormatError(`malformed ${km.keyType} private key: ${(err as Error).message}`);
-  }
-  let key: crypto.KeyObject;
-  try {
-    key = crypto.createPrivateKey({ key: jwk, format: 'jwk' });
-  } catch (err) {
+    // The shared builders say what is wrong ("… does not match public", "RSA primes …").
     throw new KeyFormatError(`invalid ${km.keyType} private key: ${(err as Error).message}`);
   }
   // Re-deriving the public blob proves the private half matches the public one.
