@@ -4,22 +4,6 @@
 set -l __tsagent_subcommands vault status lock unlock add log init
 set -l __tsagent_vault_commands init import generate list export-pub remove rename set passwd verify help
 
-function __tsagent_no_subcommand
-    set -l words (commandline -opc)
-    set -e words[1]
-    while set -q words[1]
-        switch $words[1]
-            case -a -t -E -O -P --vault --audit-log --lock-after --max-connections --idle-timeout
-                set -e words[1]
-            case '-*'
-            case '*'
-                return 1
-        end
-        set -e words[1]
-    end
-    return 0
-end
-
 # The subcommand (first non-option word), or nothing.
 function __tsagent_subcommand
     set -l words (commandline -opc)
@@ -36,6 +20,10 @@ function __tsagent_subcommand
         set -e words[1]
     end
     return 1
+end
+
+function __tsagent_no_subcommand
+    not __tsagent_subcommand >/dev/null
 end
 
 function __tsagent_using -a sub
