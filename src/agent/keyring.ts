@@ -2,15 +2,17 @@
 // It knows nothing of sockets; the server turns requests into calls on it.
 
 import * as crypto from 'node:crypto';
+import type { Constraints, DestinationConstraint } from './constraints';
 import {
   BindState,
-  parseUserauthRequest,
-  DestinationConstraint,
   checkSignDestination,
   identityPermitted,
+  parseUserauthRequest,
 } from './destination';
-import { Constraints, Identity } from './protocol';
-import { PrivateKey, sign } from './keys';
+import type { Identity } from './protocol';
+import { sign } from './signer';
+import { errorMessage } from '../ssh/error';
+import type { PrivateKey } from '../ssh/privatekey';
 
 export interface Entry {
   key: PrivateKey;
@@ -62,6 +64,11 @@ export type SignResult =
       entry?: Entry;
       details?: SignDetails;
     };
+
+/** The outcome of Keyring.add: added (or replaced), or refused and why. */
+export type AddResult = { ok: true } | { ok: false; reason: string };
+
+const refused = (reason: string): AddResult => ({ ok: false, reason });
 
 /** The connection facts the keyring's policy uses; anything else is the caller's. */
 export type RequestContext = Partial<BindState>;
@@ -145,7 +152,7 @@ export class Keyring<C extends RequestContext = RequestContext> {
   }
 
   /**
-   * Add or replace an identity. Returns an error string if it is refused.
+   * Add or replace an identity, or say why it is refused.
    * Re-adding a key keeps its position and takes the new comment and constraints.
    */
   add(
@@ -153,17 +160,17 @@ export class Keyring<C extends RequestContext = RequestContext> {
     comment: Buffer,
     constraints: Constraints,
     opts: { fromVault?: boolean; confirmForwarded?: boolean; ctx?: RequestContext } = {},
-  ): string | null {
-    if (this.locked) return 'agent is locked';
-    if (constraints.maxSign !== undefined) return 'maxsign is only for XMSS keys';
+  ): AddResult {
+    if (this.locked) return refused('agent is locked');
+    if (constraints.maxSign !== undefined) return refused('maxsign is only for XMSS keys');
     const id = key.publicBlob.toString('base64');
     const existing = this.entries.get(id);
     if (existing && !identityPermitted(existing.destinations, bindState(opts.ctx), null).ok)
-      return 'identity not visible to this connection';
+      return refused('identity not visible to this connection');
     const limit = this.opts.maxIdentities ?? 10000;
     this.reap();
     if (!this.entries.has(id) && this.entries.size >= limit)
-      return `identity limit ${limit} reached`;
+      return refused(`identity limit ${limit} reached`);
     const lifetime = constraints.lifetime ?? this.opts.defaultLifetime;
     // Replace in place: Map.set on an existing key keeps its position, as OpenSSH does.
     if (existing?.timer) clearTimeout(existing.timer);
@@ -186,7 +193,7 @@ export class Keyring<C extends RequestContext = RequestContext> {
       this.nextExpiry = Math.min(this.nextExpiry, entry.expiresAt);
     }
     this.entries.set(id, entry);
-    return null;
+    return { ok: true };
   }
 
   remove(blob: Buffer, ctx?: RequestContext): boolean {
@@ -238,7 +245,7 @@ export class Keyring<C extends RequestContext = RequestContext> {
     try {
       return { ok: true, signature: await sign(entry.key, data, flags), entry, details };
     } catch (e) {
-      return { ok: false, reason: 'error', detail: (e as Error).message, entry, details };
+      return { ok: false, reason: 'error', detail: errorMessage(e), entry, details };
     }
   }
 
@@ -311,11 +318,11 @@ export class Keyring<C extends RequestContext = RequestContext> {
     for (const [id, e] of this.entries) if (e.fromVault && !keep.has(id)) this.drop(id);
     for (const i of ids) {
       if (this.removedFromVault.has(i.key.publicBlob.toString('base64'))) continue;
-      const err = this.add(i.key, i.comment, i.constraints, {
+      const added = this.add(i.key, i.comment, i.constraints, {
         fromVault: true,
         confirmForwarded: i.confirmForwarded,
       });
-      if (err) this.opts.log?.(`vault key not loaded: ${err}`);
+      if (!added.ok) this.opts.log?.(`vault key not loaded: ${added.reason}`);
     }
   }
 

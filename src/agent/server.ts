@@ -6,7 +6,7 @@ import * as crypto from 'node:crypto';
 import * as net from 'node:net';
 import { SessionBind } from './destination';
 import { Keyring, SignResult } from './keyring';
-import { verifySignature } from './keys';
+import { verifySignature } from '../ssh/signature';
 import { MAX_MESSAGE, Request, Response, decodeRequest, encodeResponse } from './protocol';
 import { WireReader, WireWriter } from '../ssh/wire';
 
@@ -221,10 +221,10 @@ export class AgentServer {
         return { type: 'failure' };
       }
       case 'add': {
-        const err = kr.add(req.key, req.comment, req.constraints, { ctx });
-        if (err) this.log(`connection ${ctx.id}: add refused: ${err}`);
+        const added = kr.add(req.key, req.comment, req.constraints, { ctx });
+        if (!added.ok) this.log(`connection ${ctx.id}: add refused: ${added.reason}`);
         else this.log(`connection ${ctx.id}: added ${req.key.keyType} key`);
-        return ok(err === null);
+        return ok(added.ok);
       }
       case 'remove':
         return ok(kr.remove(req.keyBlob, ctx));
