@@ -1,7 +1,6 @@
 // The in-memory keyring: identities, their constraints, lifetimes and the lock.
 // It knows nothing of sockets; the server turns requests into calls on it.
 
-import * as crypto from 'node:crypto';
 import type { Constraints, DestinationConstraint } from './constraints';
 import {
   BindState,
@@ -9,6 +8,7 @@ import {
   identityPermitted,
   parseUserauthRequest,
 } from './destination';
+import { LockHash, hashLockPassphrase, lockPassphraseMatches } from './lock-passphrase';
 import type { Identity } from './protocol';
 import { sign } from './signer';
 import { errorMessage } from '../ssh/error';
@@ -96,7 +96,7 @@ export interface KeyringOptions<C> {
 
 /** Locked; `hash` is the lock passphrase's (none: only the vault opens it). */
 interface LockState {
-  hash?: { salt: Buffer; hash: Buffer };
+  hash?: LockHash;
   /** The lock passphrase still being hashed. */
   hashing?: Promise<void>;
 }
@@ -260,9 +260,8 @@ export class Keyring<C extends RequestContext = RequestContext> {
     const state: LockState = {};
     this.lockState = state;
     this.dropVaultKeys();
-    const salt = crypto.randomBytes(16);
-    state.hashing = hashPassphrase(passphrase, salt).then((hash) => {
-      state.hash = { salt, hash };
+    state.hashing = hashLockPassphrase(passphrase).then((hash) => {
+      state.hash = hash;
     });
     await state.hashing;
     return true;
@@ -280,10 +279,7 @@ export class Keyring<C extends RequestContext = RequestContext> {
       if (!state || passphrase.length === 0) return 'no';
       await state.hashing;
       let ok = false;
-      if (state.hash) {
-        const hash = await hashPassphrase(passphrase, state.hash.salt);
-        ok = crypto.timingSafeEqual(state.hash.hash, hash);
-      }
+      if (state.hash) ok = await lockPassphraseMatches(state.hash, passphrase);
       const fromVault = this.opts.unlocker ? await this.opts.unlocker(passphrase) : null;
       if (!ok && !fromVault) return 'wrong';
       this.lockState = null;
@@ -395,12 +391,4 @@ export class Keyring<C extends RequestContext = RequestContext> {
     }
     this.nextExpiry = next;
   }
-}
-
-function hashPassphrase(passphrase: Buffer, salt: Buffer): Promise<Buffer> {
-  // Pre-hash: scrypt's HMAC zero-pads short keys, so "pw" and "pw\0" would collide.
-  const pre = crypto.createHash('sha512').update(passphrase).digest();
-  return new Promise((resolve, reject) =>
-    crypto.scrypt(pre, salt, 32, { N: 1 << 14 }, (err, key) => (err ? reject(err) : resolve(key))),
-  );
 }
