@@ -19,6 +19,23 @@ export interface BindState {
   binds: readonly SessionBind[];
   /** A bind was tried on this connection (even if it failed). */
   bindAttempted: boolean;
+  /** A bind on this connection failed (bad signature, malformed, refused by the rules). */
+  bindFailed?: boolean;
+}
+
+/**
+ * Does the connection count as forwarded, for every forwarding policy? Yes if
+ * a bind says so, and also if any bind failed: a hostile server reached with
+ * `ssh -A` can make the forwarded bind fail on purpose (issue 11 point 1), and
+ * what is not verified cannot be trusted to be local. Only a connection whose
+ * every bind verified and none is forwarded (ssh's own login) stays local.
+ */
+export function isForwarded(state: BindState): boolean {
+  return (
+    state.binds.some((b) => b.forwarded) ||
+    !!state.bindFailed ||
+    (state.bindAttempted && state.binds.length === 0)
+  );
 }
 
 function matchKeyHop(key: Buffer, hop: Hop, now: bigint): boolean {
@@ -153,6 +170,18 @@ export function parseUserauthRequest(data: Buffer, keyBlob: Buffer): UserauthReq
   } catch {
     return null;
   }
+}
+
+/**
+ * Is `req` a login to the session this connection last bound (its session id,
+ * and for publickey-hostbound its host key)? Only then is the host chain the
+ * connection bound the destination of the signature; otherwise it is a claim.
+ */
+export function loginMatchesLastBind(state: BindState, req: UserauthRequest | null): boolean {
+  const last = state.binds[state.binds.length - 1];
+  if (!req || !last || state.bindFailed) return false;
+  if (!req.sessionId.equals(last.sessionId)) return false;
+  return req.hostKey === null || req.hostKey.equals(last.hostKey);
 }
 
 /**

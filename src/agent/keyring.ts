@@ -6,6 +6,8 @@ import {
   BindState,
   checkSignDestination,
   identityPermitted,
+  isForwarded,
+  loginMatchesLastBind,
   parseUserauthRequest,
 } from './destination';
 import { LockHash, hashLockPassphrase, lockPassphraseMatches } from './lock-passphrase';
@@ -50,6 +52,12 @@ export interface SignDetails {
   /** The user being logged in as, when the data is a userauth request of a constrained key. */
   user?: string;
   forwarded: boolean;
+  /**
+   * The data is a login to the session last bound on this connection (same
+   * session id, and host key for publickey-hostbound): only then are `hosts`
+   * where the signature goes. Otherwise they are what the connection claimed.
+   */
+  verified: boolean;
 }
 
 /** Asks the user whether an identity may be used; the context says who asked. */
@@ -74,7 +82,11 @@ const refused = (reason: string): AddResult => ({ ok: false, reason });
 export type RequestContext = Partial<BindState>;
 
 function bindState(ctx: RequestContext | undefined): BindState {
-  return { binds: ctx?.binds ?? [], bindAttempted: ctx?.bindAttempted ?? false };
+  return {
+    binds: ctx?.binds ?? [],
+    bindAttempted: ctx?.bindAttempted ?? false,
+    bindFailed: ctx?.bindFailed ?? false,
+  };
 }
 
 export interface KeyringOptions<C> {
@@ -227,12 +239,14 @@ export class Keyring<C extends RequestContext = RequestContext> {
     const entry = this.find(blob);
     if (!entry) return { ok: false, reason: this.locked ? 'locked' : 'unknown-key' };
     const state = bindState(context);
-    const forwarded = state.binds.some((b) => b.forwarded);
+    const forwarded = isForwarded(state);
     const dest = checkSignDestination(entry.destinations, state, blob, data);
     if (!dest.ok) return { ok: false, reason: 'destination', detail: dest.reason, entry };
     // The login user, for prompts and the audit log, when the data is a userauth request.
-    const user = dest.user ?? parseUserauthRequest(data, blob)?.user;
-    const details: SignDetails = { hosts: dest.hosts, user, forwarded };
+    const login = parseUserauthRequest(data, blob);
+    const user = dest.user ?? login?.user;
+    const verified = loginMatchesLastBind(state, login);
+    const details: SignDetails = { hosts: dest.hosts, user, forwarded, verified };
     const mustConfirm =
       entry.confirm || (forwarded && (entry.confirmForwarded || !!this.opts.confirmForwarded));
     if (mustConfirm) {

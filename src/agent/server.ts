@@ -15,6 +15,8 @@ export interface ConnectionContext {
   id: number;
   binds: SessionBind[];
   bindAttempted: boolean;
+  /** A session-bind on this connection failed: it counts as forwarded from then on. */
+  bindFailed?: boolean;
   peer?: { pid: number; uid: number; gid: number };
 }
 
@@ -300,6 +302,7 @@ export class AgentServer {
     }
     if (name === 'session-bind@openssh.com') {
       const err = this.sessionBind(contents, ctx);
+      if (err) ctx.bindFailed = true;
       if (err) this.log(`connection ${ctx.id}: session-bind refused: ${err}`);
       return { type: err ? 'failure' : 'success' };
     }

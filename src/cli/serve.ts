@@ -7,6 +7,7 @@ import { askConfirm } from '../agent/confirm';
 import * as os from 'node:os';
 import { AuditLog, AuditRecord } from '../agent/audit';
 import type { Hop } from '../agent/constraints';
+import { isForwarded } from '../agent/destination';
 import { Entry, Keyring, SignDetails } from '../agent/keyring';
 import { nameForKey, readKnownHosts } from '../agent/known-hosts';
 import { fingerprint } from '../ssh/fingerprint';
@@ -60,7 +61,7 @@ export function confirmPrompt(
 /** The audit record of one sign request. */
 function auditRecord(ev: SignEvent): AuditRecord {
   const { ctx, result } = ev;
-  const details = result.details ?? { hosts: [], forwarded: ctx.binds.some((b) => b.forwarded) };
+  const details = result.details ?? { hosts: [], forwarded: isForwarded(ctx), verified: false };
   return {
     time: new Date().toISOString(),
     key: fingerprint(result.entry?.key.publicBlob ?? ev.keyBlob),
