@@ -9,7 +9,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it, TestContext } from 'node:test';
 import { VaultError } from '../src/vault/format';
-import { generateKey, fingerprint, KeyMaterial } from '../src/vault/sshkey';
+import { fingerprint } from '../src/ssh/fingerprint';
+import { generateKey, KeyMaterial } from '../src/vault/sshkey';
 import {
   defaultVaultPath,
   findIdentity,

@@ -6,7 +6,7 @@ import * as crypto from 'node:crypto';
 import * as net from 'node:net';
 import { SessionBind } from './destination';
 import { Keyring, SignResult } from './keyring';
-import { verifySignature } from './keys';
+import { verifySignature } from '../ssh/signature';
 import { MAX_MESSAGE, Request, Response, decodeRequest, encodeResponse } from './protocol';
 import { WireReader, WireWriter } from '../ssh/wire';
 
@@ -15,6 +15,8 @@ export interface ConnectionContext {
   id: number;
   binds: SessionBind[];
   bindAttempted: boolean;
+  /** A session-bind on this connection failed: it counts as forwarded from then on. */
+  bindFailed?: boolean;
   peer?: { pid: number; uid: number; gid: number };
 }
 
@@ -221,10 +223,10 @@ export class AgentServer {
         return { type: 'failure' };
       }
       case 'add': {
-        const err = kr.add(req.key, req.comment, req.constraints, { ctx });
-        if (err) this.log(`connection ${ctx.id}: add refused: ${err}`);
+        const added = kr.add(req.key, req.comment, req.constraints, { ctx });
+        if (!added.ok) this.log(`connection ${ctx.id}: add refused: ${added.reason}`);
         else this.log(`connection ${ctx.id}: added ${req.key.keyType} key`);
-        return ok(err === null);
+        return ok(added.ok);
       }
       case 'remove':
         return ok(kr.remove(req.keyBlob, ctx));
@@ -300,6 +302,7 @@ export class AgentServer {
     }
     if (name === 'session-bind@openssh.com') {
       const err = this.sessionBind(contents, ctx);
+      if (err) ctx.bindFailed = true;
       if (err) this.log(`connection ${ctx.id}: session-bind refused: ${err}`);
       return { type: err ? 'failure' : 'success' };
     }

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AgentClient } from '../agent/client';
-import { fingerprint } from '../agent/keys';
+import { fingerprint } from '../ssh/fingerprint';
 import type { Response } from '../agent/protocol';
 import { defaultAgentDir } from './daemon';
 import type { AgentStatus } from './serve';

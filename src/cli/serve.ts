@@ -6,10 +6,11 @@ import * as path from 'node:path';
 import { askConfirm } from '../agent/confirm';
 import * as os from 'node:os';
 import { AuditLog, AuditRecord } from '../agent/audit';
-import type { Hop } from '../agent/destination';
+import type { Hop } from '../agent/constraints';
+import { isForwarded } from '../agent/destination';
 import { Entry, Keyring, SignDetails } from '../agent/keyring';
 import { nameForKey, readKnownHosts } from '../agent/known-hosts';
-import { fingerprint } from '../agent/keys';
+import { fingerprint } from '../ssh/fingerprint';
 import { disableDumping, peerCredentials, processCommand } from '../agent/peer';
 import type { Response } from '../agent/protocol';
 import { AgentServer, ConnectionContext, Logger, SignEvent } from '../agent/server';
@@ -60,7 +61,7 @@ export function confirmPrompt(
 /** The audit record of one sign request. */
 function auditRecord(ev: SignEvent): AuditRecord {
   const { ctx, result } = ev;
-  const details = result.details ?? { hosts: [], forwarded: ctx.binds.some((b) => b.forwarded) };
+  const details = result.details ?? { hosts: [], forwarded: isForwarded(ctx), verified: false };
   return {
     time: new Date().toISOString(),
     key: fingerprint(result.entry?.key.publicBlob ?? ev.keyBlob),

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { destinationsFromSpecs } from '../agent/destination';
 import type { NewIdentity } from '../agent/keyring';
 import { keysForHost, readKnownHosts } from '../agent/known-hosts';
-import { readPrivateKey } from '../agent/keys';
+import { readPrivateKey } from '../ssh/privatekey';
 import { WireReader } from '../ssh/wire';
 import type { UnlockedVault, VaultFile } from '../vault/store';
 import type { VaultIdentity } from '../vault/format';

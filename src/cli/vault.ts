@@ -11,7 +11,6 @@ import { ImportedKey, KeyFileError, parseKeyFile } from '../vault/keyfile';
 import {
   authorizedKeysLine,
   checkGenerateBits,
-  fingerprint,
   generateKey,
   GenerateType,
   KeyFormatError,
@@ -19,6 +18,7 @@ import {
   keyLabel,
   toPrivateKeyObject,
 } from '../vault/sshkey';
+import { fingerprint } from '../ssh/fingerprint';
 import { resolveVaultPath, UnlockedVault, VaultFile } from '../vault/store';
 import { PassphraseReader, withProgress } from './passphrase';
 

@@ -16,7 +16,8 @@ import {
   VaultIdentity,
 } from './format';
 import { KdfParams, VaultKey, wipeVaultKey } from './kdf';
-import { fingerprint, KeyMaterial } from './sshkey';
+import { fingerprint } from '../ssh/fingerprint';
+import { KeyMaterial } from './sshkey';
 
 /** Far above any real vault (a few KiB per key); a bigger file is not one. */
 const MAX_VAULT_BYTES = 64 * 1024 * 1024;
