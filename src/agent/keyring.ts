@@ -11,6 +11,9 @@ import {
 } from './destination';
 import { Constraints, Identity } from './protocol';
 import { PrivateKey, sign } from './keys';
+import { hashLockPassphrase } from './lock-passphrase';
+import type { AgentService } from './service';
+import { errorMessage } from '../ssh/error';
 
 export interface Entry {
   key: PrivateKey;
@@ -94,9 +97,10 @@ interface LockState {
   hashing?: Promise<void>;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-export class Keyring<C extends RequestContext = RequestContext> {
+export class Keyring<C extends RequestContext = RequestContext> implements AgentService<
+  C,
+  SignResult
+> {
   private readonly entries = new Map<string, Entry>();
   /** null = unlocked; otherwise locked, and `hash` (if any) is the lock passphrase's. */
   private lockState: LockState | null = null;
@@ -238,7 +242,7 @@ export class Keyring<C extends RequestContext = RequestContext> {
     try {
       return { ok: true, signature: await sign(entry.key, data, flags), entry, details };
     } catch (e) {
-      return { ok: false, reason: 'error', detail: (e as Error).message, entry, details };
+      return { ok: false, reason: 'error', detail: errorMessage(e), entry, details };
     }
   }
 
@@ -254,7 +258,7 @@ export class Keyring<C extends RequestContext = RequestContext> {
     this.lockState = state;
     this.dropVaultKeys();
     const salt = crypto.randomBytes(16);
-    state.hashing = hashPassphrase(passphrase, salt).then((hash) => {
+    state.hashing = hashLockPassphrase(passphrase, salt).then((hash) => {
       state.hash = { salt, hash };
     });
     await state.hashing;
@@ -263,9 +267,7 @@ export class Keyring<C extends RequestContext = RequestContext> {
 
   /**
    * Unlock with the lock passphrase or, when there is a vault, the vault's
-   * passphrase (which also loads its identities). A wrong passphrase is answered
-   * after a delay that grows with each failure; attempts are serialised, so
-   * parallel connections cannot guess faster.
+   * passphrase (which also loads its identities); wrong ones as in attempt().
    */
   unlock(passphrase: Buffer): Promise<boolean> {
     return this.attempt(async () => {
@@ -274,7 +276,7 @@ export class Keyring<C extends RequestContext = RequestContext> {
       await state.hashing;
       let ok = false;
       if (state.hash) {
-        const hash = await hashPassphrase(passphrase, state.hash.salt);
+        const hash = await hashLockPassphrase(passphrase, state.hash.salt);
         ok = crypto.timingSafeEqual(state.hash.hash, hash);
       }
       const fromVault = this.opts.unlocker ? await this.opts.unlocker(passphrase) : null;
@@ -330,7 +332,8 @@ export class Keyring<C extends RequestContext = RequestContext> {
       if (outcome === 'yes') this.failedUnlocks = 0;
       if (outcome === 'wrong') {
         this.failedUnlocks = Math.min(this.failedUnlocks + 1, 100);
-        await sleep((this.opts.unlockDelayMs ?? 100) * this.failedUnlocks);
+        const ms = (this.opts.unlockDelayMs ?? 100) * this.failedUnlocks;
+        await new Promise<void>((r) => setTimeout(r, ms));
       }
       return outcome === 'yes';
     });
@@ -388,12 +391,4 @@ export class Keyring<C extends RequestContext = RequestContext> {
     }
     this.nextExpiry = next;
   }
-}
-
-function hashPassphrase(passphrase: Buffer, salt: Buffer): Promise<Buffer> {
-  // Pre-hash: scrypt's HMAC zero-pads short keys, so "pw" and "pw\0" would collide.
-  const pre = crypto.createHash('sha512').update(passphrase).digest();
-  return new Promise((resolve, reject) =>
-    crypto.scrypt(pre, salt, 32, { N: 1 << 14 }, (err, key) => (err ? reject(err) : resolve(key))),
-  );
 }
