@@ -15,6 +15,7 @@ import type { Identity } from './protocol';
 import { sign } from './signer';
 import { errorMessage } from '../ssh/error';
 import type { PrivateKey } from '../ssh/privatekey';
+import type { AddResult, AgentService } from './service';
 
 export interface Entry {
   key: PrivateKey;
@@ -74,7 +75,7 @@ export type SignResult =
     };
 
 /** The outcome of Keyring.add: added (or replaced), or refused and why. */
-export type AddResult = { ok: true } | { ok: false; reason: string };
+export type { AddResult };
 
 const refused = (reason: string): AddResult => ({ ok: false, reason });
 
@@ -113,9 +114,10 @@ interface LockState {
   hashing?: Promise<void>;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-export class Keyring<C extends RequestContext = RequestContext> {
+export class Keyring<C extends RequestContext = RequestContext> implements AgentService<
+  C,
+  SignResult
+> {
   private readonly entries = new Map<string, Entry>();
   /** null = unlocked; otherwise locked, and `hash` (if any) is the lock passphrase's. */
   private lockState: LockState | null = null;
@@ -283,9 +285,7 @@ export class Keyring<C extends RequestContext = RequestContext> {
 
   /**
    * Unlock with the lock passphrase or, when there is a vault, the vault's
-   * passphrase (which also loads its identities). A wrong passphrase is answered
-   * after a delay that grows with each failure; attempts are serialised, so
-   * parallel connections cannot guess faster.
+   * passphrase (which also loads its identities); wrong ones as in attempt().
    */
   unlock(passphrase: Buffer): Promise<boolean> {
     return this.attempt(async () => {
@@ -347,7 +347,8 @@ export class Keyring<C extends RequestContext = RequestContext> {
       if (outcome === 'yes') this.failedUnlocks = 0;
       if (outcome === 'wrong') {
         this.failedUnlocks = Math.min(this.failedUnlocks + 1, 100);
-        await sleep((this.opts.unlockDelayMs ?? 100) * this.failedUnlocks);
+        const ms = (this.opts.unlockDelayMs ?? 100) * this.failedUnlocks;
+        await new Promise<void>((r) => setTimeout(r, ms));
       }
       return outcome === 'yes';
     });
