@@ -6,8 +6,8 @@ import * as path from 'node:path';
 import { AgentClient } from '../agent/client';
 import { fingerprint } from '../agent/keys';
 import type { Response } from '../agent/protocol';
-import { defaultAgentDir } from './daemon';
-import type { AgentStatus } from './serve';
+import { defaultAgentDir } from '../daemon/daemon';
+import type { AgentStatus } from '../daemon/serve';
 
 export const EXT = {
   status: 'status@tsagent',

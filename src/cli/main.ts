@@ -2,7 +2,7 @@
 // The `tsagent` command. Modules are loaded only on the path that needs them:
 // `eval "$(tsagent)"` in every new shell must cost little more than starting node.
 
-import type { DaemonConfig } from './daemon';
+import type { DaemonConfig } from '../daemon/daemon';
 import type { AgentOptions } from './options';
 
 /** Subcommands; any other first word is ssh-agent's `command [arg ...]`. */
@@ -41,7 +41,7 @@ async function daemonChild(configJson: string): Promise<void> {
   };
   try {
     const cfg = JSON.parse(configJson) as DaemonConfig;
-    const { serveAgent } = require('./serve') as typeof import('./serve');
+    const { serveAgent } = require('../daemon/serve') as typeof import('../daemon/serve');
     await serveAgent(cfg, () => {}, ['SIGTERM', 'SIGINT', 'SIGHUP']);
     report({ ok: true });
   } catch (e) {
@@ -51,8 +51,9 @@ async function daemonChild(configJson: string): Promise<void> {
 }
 
 async function runCommand(o: AgentOptions): Promise<number> {
-  const { freshPaths, daemonConfig } = require('./daemon') as typeof import('./daemon');
-  const { serveAgent } = require('./serve') as typeof import('./serve');
+  const { freshPaths, daemonConfig } =
+    require('../daemon/daemon') as typeof import('../daemon/daemon');
+  const { serveAgent } = require('../daemon/serve') as typeof import('../daemon/serve');
   const { spawn } = require('node:child_process') as typeof import('node:child_process');
   const path = require('node:path') as typeof import('node:path');
   const paths = o.bindAddress
@@ -103,7 +104,7 @@ async function runAgent(argv: string[]): Promise<number> {
     }
     throw e;
   }
-  const daemon = require('./daemon') as typeof import('./daemon');
+  const daemon = require('../daemon/daemon') as typeof import('../daemon/daemon');
   if (o.kill) {
     await write(daemon.killAgent(o));
     return 0;
@@ -111,7 +112,7 @@ async function runAgent(argv: string[]): Promise<number> {
   if (o.command.length > 0) return runCommand(o);
   if (o.foreground || o.debug) {
     const path = require('node:path') as typeof import('node:path');
-    const { serveAgent } = require('./serve') as typeof import('./serve');
+    const { serveAgent } = require('../daemon/serve') as typeof import('../daemon/serve');
     const paths = o.bindAddress
       ? { sock: path.resolve(o.bindAddress), removeDir: false }
       : daemon.freshPaths();

@@ -13,7 +13,7 @@ import { fingerprint } from '../agent/keys';
 import { disableDumping, peerCredentials, processCommand } from '../agent/peer';
 import type { Response } from '../agent/protocol';
 import { AgentServer, ConnectionContext, Logger, SignEvent } from '../agent/server';
-import { EXT } from './control';
+import { EXT } from '../cli/control';
 import { VaultBridge } from './vault-bridge';
 import { AgentPaths, CliError, DaemonConfig, LIMITS } from './daemon';
 

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { AgentOptions, envLines, shellSyntax } from './options';
+import { AgentOptions, envLines, shellSyntax } from '../cli/options';
 
 /** Where one agent lives: its socket, and what to remove when it exits. */
 export interface AgentPaths {
