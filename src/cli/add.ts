@@ -124,8 +124,8 @@ export async function runAdd(argv: string[]): Promise<number> {
     client.close();
   }
   if (o.save) {
-    const { VaultFile, resolveVaultPath } =
-      require('../vault/store') as typeof import('../vault/store');
+    const { VaultFile } = require('../vault/store') as typeof import('../vault/store');
+    const { resolveVaultPath } = require('../vault/paths') as typeof import('../vault/paths');
     const file = new VaultFile(resolveVaultPath(o.vault));
     file.checkIntegrity();
     const p = await pass.ask('Enter passphrase for the vault: ');

@@ -19,7 +19,9 @@ import {
   keyLabel,
   toPrivateKeyObject,
 } from '../vault/sshkey';
-import { resolveVaultPath, UnlockedVault, VaultFile } from '../vault/store';
+import { resolveVaultPath } from '../vault/paths';
+import { VaultFile } from '../vault/store';
+import type { UnlockedVault } from '../vault/unlocked';
 import { PassphraseReader, withProgress } from './passphrase';
 
 /** Bad arguments: exit code 2. */

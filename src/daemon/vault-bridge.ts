@@ -10,7 +10,8 @@ import type { NewIdentity } from '../agent/keyring';
 import { keysForHost, readKnownHosts } from '../agent/known-hosts';
 import { readPrivateKey } from '../agent/keys';
 import { WireReader } from '../ssh/wire';
-import type { UnlockedVault, VaultFile } from '../vault/store';
+import type { VaultFile } from '../vault/store';
+import type { UnlockedVault } from '../vault/unlocked';
 import type { VaultIdentity } from '../vault/format';
 
 /** How often the agent writes `lastUsed` back to the vault, at most, per key. */
