@@ -3,6 +3,7 @@
 // vault and its directory, and how fs errors are told to the user.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import { errorMessage } from '../ssh/error';
 import { VaultError } from './format';
 
 /** The fs calls the store makes, injectable so tests can simulate a full disk or a failing fsync. */
@@ -53,7 +54,7 @@ export function describeFsError(err: unknown): string {
     ENOENT: 'no such file or directory',
   };
   if (code && known[code]) return `${known[code]} (${code})`;
-  return (err as Error)?.message ?? String(err);
+  return errorMessage(err);
 }
 
 /** "readable by group and others, writable by others" for the bits StrictModes forbids. */
