@@ -3,6 +3,10 @@
 // no "install scripts not yet covered by allowScripts" warning and installs the
 // same thing every time. An entry is `name` (any version) or `name@version`
 // (that version only; `a || b` lists several), true to allow, false to deny.
+// npm trusts a version only from the lockfile's `resolved` URL (arborist's
+// script-allowed.js), and this lockfile has none (omit-lockfile-registry-resolved):
+// a pinned allow is then refused, so tsagent's allows are by name, and the
+// lockfile's integrity hashes pin what they allow.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -18,6 +22,8 @@ interface Installed {
   name: string;
   version: string;
   scripts: string[];
+  /** Its key in package-lock.json's `packages` (node_modules/a/node_modules/b). */
+  lockKey: string;
 }
 
 /**
@@ -26,6 +32,7 @@ interface Installed {
  */
 export function withInstallScripts(nodeModules: string): Installed[] {
   const out: Installed[] = [];
+  const root = path.dirname(nodeModules);
   const visit = (dir: string) => {
     let names: string[];
     try {
@@ -54,7 +61,12 @@ export function withInstallScripts(nodeModules: string): Installed[] {
       )
         scripts.push('install (implicit node-gyp rebuild)');
       if (scripts.length > 0)
-        out.push({ name: pkg.name ?? n, version: pkg.version ?? '', scripts });
+        out.push({
+          name: pkg.name ?? n,
+          version: pkg.version ?? '',
+          scripts,
+          lockKey: path.relative(root, pkgDir),
+        });
       visit(path.join(pkgDir, 'node_modules'));
     }
   };
@@ -62,12 +74,21 @@ export function withInstallScripts(nodeModules: string): Installed[] {
   return out;
 }
 
-/** The entry of `allowScripts` that decides for this package, if any. */
-export function decisionFor(allow: Record<string, boolean>, p: Installed): string | undefined {
+/**
+ * The entry of `allowScripts` that decides for this package, if any. A pinned
+ * entry needs a version npm can verify (`verified`): without one, npm lets a
+ * pinned deny block and refuses a pinned allow.
+ */
+export function decisionFor(
+  allow: Record<string, boolean>,
+  p: Installed,
+  verified: boolean,
+): string | undefined {
   return Object.keys(allow).find((key) => {
     const at = key.lastIndexOf('@');
     if (at <= 0) return key === p.name;
     if (key.slice(0, at) !== p.name) return false;
+    if (!verified) return allow[key] === false;
     return key
       .slice(at + 1)
       .split('||')
@@ -83,9 +104,15 @@ export function checkAllowScripts(projectDir: string): string[] {
   for (const [k, v] of Object.entries(allow))
     if (typeof v !== 'boolean') problems.push(`allowScripts["${k}"] is not true or false`);
   const installed = withInstallScripts(path.join(projectDir, 'node_modules'));
+  let lock: { packages?: Record<string, { resolved?: string }> } = {};
+  try {
+    lock = JSON.parse(fs.readFileSync(path.join(projectDir, 'package-lock.json'), 'utf8'));
+  } catch {
+    // No lockfile: no version is verifiable.
+  }
   const used = new Set<string>();
   for (const p of installed) {
-    const key = decisionFor(allow, p);
+    const key = decisionFor(allow, p, !!lock.packages?.[p.lockKey]?.resolved);
     if (key === undefined)
       problems.push(
         `${p.name}@${p.version} has install scripts (${p.scripts.join(', ')}) but no decision in allowScripts`,
@@ -144,8 +171,30 @@ describe('allowScripts: a reviewed decision for every install script', () => {
         .sort(),
       ['@s/post@0.1.0', 'deep@1.0.0', 'gyp-only@3.0.0', 'native@2.1.0'],
     );
+    const lockfile = (resolved: boolean) =>
+      fs.writeFileSync(
+        path.join(dir, 'package-lock.json'),
+        JSON.stringify({
+          packages: {
+            'node_modules/native': resolved
+              ? { resolved: 'https://registry.npmjs.org/native/-/native-2.1.0.tgz' }
+              : {},
+          },
+        }),
+      );
+    lockfile(true);
     write({ 'native@2.1.0': true, '@s/post': false, 'gyp-only@1.0.0 || 3.0.0': false, deep: true });
     assert.deepEqual(checkAllowScripts(dir), []);
+    // Without a resolved URL npm cannot verify the version: the pinned allow is refused…
+    lockfile(false);
+    assert.deepEqual(checkAllowScripts(dir), [
+      'native@2.1.0 has install scripts (install) but no decision in allowScripts',
+      'allowScripts["native@2.1.0"] matches no installed install script',
+    ]);
+    // …and a pinned deny still blocks.
+    write({ native: true, '@s/post': false, 'gyp-only@1.0.0 || 3.0.0': false, deep: true });
+    assert.deepEqual(checkAllowScripts(dir), []);
+    lockfile(true);
     // A pin for another version decides nothing (an upgrade needs a new review).
     write({ 'native@2.0.0': true, '@s/post': false, 'gyp-only': false, deep: true });
     assert.deepEqual(checkAllowScripts(dir), [
