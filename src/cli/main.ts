@@ -30,6 +30,8 @@ const debugLog = (msg: string) => process.stderr.write(`tsagent[${process.pid}]:
 
 /** The background agent: serve, then tell the starting process (on fd 3) we are ready. */
 async function daemonChild(configJson: string): Promise<void> {
+  // /proc/PID/comm: ps and top show it, and the rc-file snippet (init.ts) checks it.
+  process.title = 'tsagent';
   const report = (r: object) => {
     const fs = require('node:fs') as typeof import('node:fs');
     try {
