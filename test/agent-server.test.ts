@@ -278,7 +278,7 @@ describe('AgentServer: errors, malformed locks, limits', () => {
     }
   });
 
-  test('onSign (audit, vault last-use) runs after the reply is written', async () => {
+  test('onSign (audit) runs before the reply is written, afterSign (vault last-use) after it', async () => {
     const events: string[] = [];
     const keyring = new Keyring<ConnectionContext>();
     const { server, sock } = await serve(keyring, {
@@ -292,6 +292,7 @@ describe('AgentServer: errors, malformed locks, limits', () => {
         return undefined;
       },
       onSign: (ev) => events.push(`onSign ${ev.result.ok}`),
+      afterSign: (ev) => events.push(`afterSign ${ev.result.ok}`),
     });
     const c = await AgentClient.connect(sock);
     try {
@@ -305,8 +306,9 @@ describe('AgentServer: errors, malformed locks, limits', () => {
       assert.equal(sig.type, 'signature');
       assert.deepEqual(events, [
         `write ${MSG.SUCCESS}`,
-        `write ${MSG.SIGN_RESPONSE}`,
         'onSign true',
+        `write ${MSG.SIGN_RESPONSE}`,
+        'afterSign true',
       ]);
     } finally {
       c.close();

@@ -47,8 +47,13 @@ export interface AgentServerOptions {
   allowedUids?: number[];
   /** tsagent's own extension requests (status, vault unlock), by name. */
   extensions?: Record<string, (contents: Buffer, ctx: ConnectionContext) => Promise<Response>>;
-  /** Called after every sign request, allowed or refused. */
+  /**
+   * Called for every sign request, allowed or refused, before the reply goes
+   * out: no signature leaves without its audit record.
+   */
   onSign?: (event: SignEvent) => void;
+  /** Called after the reply to a sign request is written (the vault's last-use write). */
+  afterSign?: (event: SignEvent) => void;
   /** Looks up the peer of a new connection (SO_PEERCRED), if the platform allows. */
   peerOf?: (socket: net.Socket) => ConnectionContext['peer'];
 }
@@ -170,12 +175,18 @@ export class AgentServer {
         return { type: 'identities', identities: agent.list(ctx) };
       case 'sign': {
         const res = await agent.sign(req.keyBlob, req.data, req.flags, ctx);
-        // The audit record and the vault's last-use write wait until the reply is out.
+        const event: SignEvent = { ctx, keyBlob: req.keyBlob, result: res };
+        try {
+          this.opts.onSign?.(event);
+        } catch (e) {
+          this.log(`audit failed: ${errorMessage(e)}`);
+        }
+        // Work the reply does not need waits until it is out.
         const after = () => {
           try {
-            this.opts.onSign?.({ ctx, keyBlob: req.keyBlob, result: res });
+            this.opts.afterSign?.(event);
           } catch (e) {
-            this.log(`audit failed: ${errorMessage(e)}`);
+            this.log(`after sign: ${errorMessage(e)}`);
           }
         };
         if (res.ok) return { reply: { type: 'signature', signature: res.signature }, after };
