@@ -97,10 +97,8 @@ interface LockState {
   hashing?: Promise<void>;
 }
 
-export class Keyring<C extends RequestContext = RequestContext> implements AgentService<
-  C,
-  SignResult
-> {
+type Served<C> = AgentService<C, SignResult>; // what the server serves, as the keyring serves it
+export class Keyring<C extends RequestContext = RequestContext> implements Served<C> {
   private readonly entries = new Map<string, Entry>();
   /** null = unlocked; otherwise locked, and `hash` (if any) is the lock passphrase's. */
   private lockState: LockState | null = null;
@@ -124,6 +122,14 @@ export class Keyring<C extends RequestContext = RequestContext> implements Agent
   lockForVault(): void {
     this.lockState ??= {};
     this.dropVaultKeys();
+  }
+
+  /** AgentService.lockToVault: nothing a same-uid process could learn opens it again. */
+  lockToVault(): void {
+    for (const [id, e] of this.entries) if (!e.fromVault) this.drop(id);
+    if (!this.opts.unlocker) return;
+    this.lockState = null; // a lock passphrase, if any, opens it no longer
+    this.lockForVault();
   }
 
   get size(): number {

@@ -48,7 +48,7 @@ export function confirmPrompt(
   let p = `Allow use of key ${entry.comment.toString('utf8')}?\nKey fingerprint ${fingerprint(entry.key.publicBlob, hash)}.`;
   if (details.user) p += `\nPublic key authentication request for user "${details.user}".`;
   if (ctx.peer) {
-    const cmd = processCommand(ctx.peer.pid);
+    const cmd = ctx.peer.command ?? processCommand(ctx.peer.pid);
     p += `\nRequested by pid ${ctx.peer.pid}${cmd ? ` (${cmd})` : ''}, uid ${ctx.peer.uid}.`;
   }
   const hops = hopChain(ctx, details);
@@ -68,7 +68,7 @@ function auditRecord(ev: SignEvent): AuditRecord {
     requester: {
       pid: ctx.peer?.pid,
       uid: ctx.peer?.uid,
-      command: ctx.peer ? processCommand(ctx.peer.pid) : undefined,
+      command: ctx.peer ? (ctx.peer.command ?? processCommand(ctx.peer.pid)) : undefined,
     },
     hops: hopChain(ctx, details),
     forwarded: details.forwarded,
@@ -218,11 +218,18 @@ export async function serveAgent(
       if (ev.result.ok) vault?.touch(ev.result.entry.key.publicBlob);
       audit?.append(auditRecord(ev));
     },
-    onOwnerLock: (secret) => {
-      // Only the owner can read it: 0600, created anew (never through a planted link).
-      fs.rmSync(recoveryFile, { force: true });
-      fs.writeFileSync(recoveryFile, secret.toString() + '\n', { mode: 0o600, flag: 'wx' });
-    },
+    onRefusedChange: (ev) =>
+      audit?.append({
+        time: new Date().toISOString(),
+        request: ev.request,
+        key: ev.keyBlob ? fingerprint(ev.keyBlob) : '',
+        comment: '',
+        requester: { pid: ev.ctx.peer?.pid, uid: ev.ctx.peer?.uid, command: ev.ctx.peer?.command },
+        hops: hopChain(ev.ctx, { hosts: [], forwarded: true }),
+        forwarded: true,
+        decision: 'refused',
+        reason: 'change from a forwarded connection',
+      }),
   });
   try {
     await server.listen(paths.sock);
