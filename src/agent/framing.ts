@@ -44,7 +44,12 @@ export function serveFrames(
   let first: NodeJS.Timeout | undefined;
   if (opts.firstMessageTimeoutMs)
     first = setTimeout(
-      () => close(`no complete message in ${opts.firstMessageTimeoutMs} ms, closing`),
+      () =>
+        close(
+          pending.length > 0
+            ? 'first message not completed in time, closing'
+            : `no complete message in ${opts.firstMessageTimeoutMs} ms, closing`,
+        ),
       opts.firstMessageTimeoutMs,
     );
   // Armed while a message is partly received; cleared when nothing is pending.

@@ -124,10 +124,10 @@ export class Keyring<C extends RequestContext = RequestContext> implements Serve
     this.dropVaultKeys();
   }
 
-  /** AgentService.lockToVault: nothing a same-uid process could learn opens it again. */
-  lockToVault(): void {
+  /** AgentService.ownerLock: nothing a same-uid process could learn opens it again. */
+  ownerLock(vaultOpens: boolean): void {
     for (const [id, e] of this.entries) if (!e.fromVault) this.drop(id);
-    if (!this.opts.unlocker) return;
+    if (!vaultOpens || !this.opts.unlocker) return;
     this.lockState = null; // a lock passphrase, if any, opens it no longer
     this.lockForVault();
   }

@@ -63,6 +63,12 @@ export interface AgentServerOptions {
    * forwarded connections too, as OpenSSH's agent does. Default: refused.
    */
   allowForwardedChanges?: boolean;
+  /**
+   * Is there a vault whose passphrase opens the agent (for the owner lock)?
+   * Without one, an owner lock drops the keys and leaves the agent open.
+   * Default: the served agent decides (the Keyring: when it has an unlocker).
+   */
+  vaultPresent?: () => boolean;
   /** Called for every change refused from a forwarded connection, once the reply is written. */
   onRefusedChange?: (event: RefusedChangeEvent) => void;
   /**
@@ -287,8 +293,10 @@ export class AgentServer {
         ? ': a passphrase typed on a forwarded host has crossed that host (unlock on this machine)'
         : '';
     this.log(`connection ${ctx.id}: refused ${change} from a forwarded connection${why}`);
-    const keyBlob =
-      req.type === 'add' ? req.key.publicBlob : req.type === 'remove' ? req.keyBlob : undefined;
+    // A copy: the request's bytes are wiped before the report runs.
+    const named =
+      req.type === 'add' ? req.key.publicBlob : req.type === 'remove' ? req.keyBlob : null;
+    const keyBlob = named ? Buffer.from(named) : undefined;
     // Nothing more on a connection that sent a malformed LOCK/UNLOCK.
     if (req.type === 'malformed') return 'close';
     const after = () => {
@@ -319,7 +327,7 @@ export class AgentServer {
    */
   async lockForOwner(reason: string): Promise<boolean> {
     const wasLocked = this.keyring.locked;
-    this.keyring.lockToVault();
+    this.keyring.ownerLock(this.opts.vaultPresent?.() ?? true);
     this.log(
       this.keyring.locked
         ? `agent locked: ${reason}; keys dropped from memory, only the vault passphrase unlocks`

@@ -29,10 +29,10 @@ export interface AgentService<C, S extends SignOutcome = SignOutcome> {
   unlock(passphrase: Buffer): Promise<boolean>;
   /**
    * Lock for the owner (SIGUSR1, idle, a malformed LOCK): drop the keys that
-   * live only in memory and lock so that only the key store's passphrase opens
-   * it; with no key store, drop every key and stay open.
+   * live only in memory and, when a key store can open it again (`vaultOpens`),
+   * lock so that only the store's passphrase does; otherwise stay open, empty.
    */
-  lockToVault(): void;
+  ownerLock(vaultOpens: boolean): void;
   /**
    * EXTENSION requests the server does not answer itself (`query` and
    * `session-bind@openssh.com` are the server's): undefined = unsupported.

@@ -213,6 +213,7 @@ export async function serveAgent(
       }),
     },
     peerOf: peerCredentials,
+    vaultPresent: () => !!vault?.present,
     onSign: (ev) => {
       resetIdle();
       if (ev.result.ok) vault?.touch(ev.result.entry.key.publicBlob);

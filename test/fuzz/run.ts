@@ -66,9 +66,7 @@ async function main(): Promise<number> {
     const report = await fuzzAgent({
       sock,
       pid,
-      ownerLocks: agent
-        ? () => agent.output().stderr.split('keys dropped').length - 1
-        : undefined,
+      ownerLocks: agent ? () => agent.output().stderr.split('keys dropped').length - 1 : undefined,
       count: args.count,
       seconds: args.seconds,
       concurrency: args.concurrency,
