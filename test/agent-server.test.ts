@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { TestKey, generateTestKey } from '../bench/test-keys';
 import { AgentClient } from '../src/agent/client';
 import { Keyring } from '../src/agent/keyring';
-import { verifySignature } from '../src/agent/keys';
+import { verifySignature } from '../src/ssh/signature';
 import { MSG, OutgoingRequest, Response, encodeRequest } from '../src/agent/protocol';
 import { AgentServer, AgentServerOptions, ConnectionContext } from '../src/agent/server';
 import { WireReader } from '../src/ssh/wire';
@@ -281,7 +281,7 @@ describe('AgentServer: errors, malformed locks, limits', () => {
     }
   });
 
-  test('onSign (audit, vault last-use) runs after the reply is written', async () => {
+  test('onSign (audit) runs before the reply is written, afterSign (vault last-use) after it', async () => {
     const events: string[] = [];
     const keyring = new Keyring<ConnectionContext>();
     const { server, sock } = await serve(keyring, {
@@ -295,6 +295,7 @@ describe('AgentServer: errors, malformed locks, limits', () => {
         return { pid: process.pid, uid: process.getuid!(), gid: process.getgid!() };
       },
       onSign: (ev) => events.push(`onSign ${ev.result.ok}`),
+      afterSign: (ev) => events.push(`afterSign ${ev.result.ok}`),
     });
     const c = await AgentClient.connect(sock);
     try {
@@ -308,8 +309,9 @@ describe('AgentServer: errors, malformed locks, limits', () => {
       assert.equal(sig.type, 'signature');
       assert.deepEqual(events, [
         `write ${MSG.SUCCESS}`,
-        `write ${MSG.SIGN_RESPONSE}`,
         'onSign true',
+        `write ${MSG.SIGN_RESPONSE}`,
+        'afterSign true',
       ]);
     } finally {
       c.close();

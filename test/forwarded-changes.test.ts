@@ -10,7 +10,8 @@ import { describe, test } from 'node:test';
 import { TestKey, generateTestKey } from '../bench/test-keys';
 import { AgentClient } from '../src/agent/client';
 import { Keyring } from '../src/agent/keyring';
-import { readPrivateKey, verifySignature } from '../src/agent/keys';
+import { readPrivateKey } from '../src/ssh/privatekey';
+import { verifySignature } from '../src/ssh/signature';
 import { MSG, OutgoingRequest } from '../src/agent/protocol';
 import { ConnectionContext, RefusedChangeEvent } from '../src/agent/server';
 import { WireReader } from '../src/ssh/wire';
@@ -126,7 +127,7 @@ for (const verified of [true, false])
     });
   });
 
-test('a malformed LOCK from a forwarded connection closes it without dropping any key', async () => {
+test('a malformed LOCK from a forwarded connection closes it, drops no key, is audited', async () => {
   const { keyring, refused, a, owner } = await setup();
   const fwd = await forwardedConnection(a.sock, true);
   try {
@@ -134,7 +135,10 @@ test('a malformed LOCK from a forwarded connection closes it without dropping an
     assert.equal(keyring.size, 1);
     assert.equal(keyring.locked, false);
     assert.equal((await owner.request({ type: 'request-identities' })).type, 'identities');
-    assert.deepEqual(refused, []);
+    assert.deepEqual(
+      refused.map((e) => e.request),
+      ['LOCK'],
+    );
   } finally {
     owner.close();
     await a.close();

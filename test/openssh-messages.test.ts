@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { verifySignature } from '../src/agent/keys';
+import { verifySignature } from '../src/ssh/signature';
 import {
   MSG,
   Request,

@@ -56,8 +56,13 @@ export interface AgentServerOptions {
   allowedUids?: number[];
   /** tsagent's own extension requests (status, vault unlock), by name. */
   extensions?: Record<string, (contents: Buffer, ctx: ConnectionContext) => Promise<Response>>;
-  /** Called after every sign request, allowed or refused, once the reply is written. */
+  /**
+   * Called for every sign request, allowed or refused, before the reply goes
+   * out: no signature leaves without its audit record.
+   */
   onSign?: (event: SignEvent) => void;
+  /** Called after the reply to a sign request is written (the vault's last-use write). */
+  afterSign?: (event: SignEvent) => void;
   /**
    * Serve changes (add, remove, lock, unlock, smartcard, own extensions) from
    * forwarded connections too, as OpenSSH's agent does. Default: refused.
@@ -69,7 +74,7 @@ export interface AgentServerOptions {
    * Default: the served agent decides (the Keyring: when it has an unlocker).
    */
   vaultPresent?: () => boolean;
-  /** Called for every change refused from a forwarded connection, once the reply is written. */
+  /** Called for every change refused from a forwarded connection, before the reply. */
   onRefusedChange?: (event: RefusedChangeEvent) => void;
   /**
    * Looks up the peer of a new connection (SO_PEERCRED). When set, a connection
@@ -237,12 +242,18 @@ export class AgentServer {
         return { type: 'identities', identities: agent.list(ctx) };
       case 'sign': {
         const res = await agent.sign(req.keyBlob, req.data, req.flags, ctx);
-        // The audit record and the vault's last-use write wait until the reply is out.
+        const event: SignEvent = { ctx, keyBlob: req.keyBlob, result: res };
+        try {
+          this.opts.onSign?.(event);
+        } catch (e) {
+          this.log(`audit failed: ${errorMessage(e)}`);
+        }
+        // Work the reply does not need waits until it is out.
         const after = () => {
           try {
-            this.opts.onSign?.({ ctx, keyBlob: req.keyBlob, result: res });
+            this.opts.afterSign?.(event);
           } catch (e) {
-            this.log(`audit failed: ${errorMessage(e)}`);
+            this.log(`after sign: ${errorMessage(e)}`);
           }
         };
         if (res.ok) return { reply: { type: 'signature', signature: res.signature }, after };
@@ -252,10 +263,10 @@ export class AgentServer {
         return { reply: { type: 'failure' }, after };
       }
       case 'add': {
-        const err = agent.add(req.key, req.comment, req.constraints, { ctx });
-        if (err) this.log(`connection ${ctx.id}: add refused: ${err}`);
+        const added = agent.add(req.key, req.comment, req.constraints, { ctx });
+        if (!added.ok) this.log(`connection ${ctx.id}: add refused: ${added.reason}`);
         else this.log(`connection ${ctx.id}: added ${req.key.keyType} key`);
-        return ok(err === null);
+        return ok(added.ok);
       }
       case 'remove':
         return ok(agent.remove(req.keyBlob, ctx));
@@ -285,7 +296,7 @@ export class AgentServer {
 
   /**
    * A change from a forwarded connection (a session-bind was tried on it: ssh
-   * relayed it from another host). Refused, logged, and audited after the reply.
+   * relayed it from another host). Refused, logged and audited.
    */
   private refuseForwarded(change: string, req: Request, ctx: ConnectionContext): Handled {
     const why =
@@ -297,16 +308,14 @@ export class AgentServer {
     const named =
       req.type === 'add' ? req.key.publicBlob : req.type === 'remove' ? req.keyBlob : null;
     const keyBlob = named ? Buffer.from(named) : undefined;
+    // Recorded before the reply, as a signature is: no refusal goes unrecorded.
+    try {
+      this.opts.onRefusedChange?.({ ctx, request: change, keyBlob });
+    } catch (e) {
+      this.log(`audit failed: ${errorMessage(e)}`);
+    }
     // Nothing more on a connection that sent a malformed LOCK/UNLOCK.
-    if (req.type === 'malformed') return 'close';
-    const after = () => {
-      try {
-        this.opts.onRefusedChange?.({ ctx, request: change, keyBlob });
-      } catch (e) {
-        this.log(`audit failed: ${errorMessage(e)}`);
-      }
-    };
-    return { reply: { type: 'failure' }, after };
+    return req.type === 'malformed' ? 'close' : { type: 'failure' };
   }
 
   /**
@@ -349,6 +358,7 @@ export class AgentServer {
     }
     if (name === 'session-bind@openssh.com') {
       const err = recordSessionBind(contents, ctx);
+      if (err) ctx.bindFailed = true;
       if (err) this.log(`connection ${ctx.id}: session-bind refused: ${err}`);
       return { type: err ? 'failure' : 'success' };
     }

@@ -3,8 +3,12 @@
 // is one switch from message type to these methods; the Keyring implements them.
 // `C` is what the server knows of the connection a request came on.
 
-import type { PrivateKey } from './keys';
-import type { Constraints, Identity, Response } from './protocol';
+import type { Constraints } from './constraints';
+import type { Identity, Response } from './protocol';
+import type { PrivateKey } from '../ssh/privatekey';
+
+/** ADD_IDENTITY's outcome: refused with a reason the debug log shows. */
+export type AddResult = { ok: true } | { ok: false; reason: string };
 
 /** A sign request's outcome as the server needs it; implementations may say more. */
 export type SignOutcome =
@@ -17,8 +21,8 @@ export interface AgentService<C, S extends SignOutcome = SignOutcome> {
   list(ctx: C): Identity[];
   /** SIGN_REQUEST. */
   sign(keyBlob: Buffer, data: Buffer, flags: number, ctx: C): Promise<S>;
-  /** ADD_IDENTITY / ADD_ID_CONSTRAINED: null on success, else why it was refused. */
-  add(key: PrivateKey, comment: Buffer, constraints: Constraints, opts: { ctx: C }): string | null;
+  /** ADD_IDENTITY / ADD_ID_CONSTRAINED. */
+  add(key: PrivateKey, comment: Buffer, constraints: Constraints, opts: { ctx: C }): AddResult;
   /** REMOVE_IDENTITY. */
   remove(keyBlob: Buffer, ctx: C): boolean;
   /** REMOVE_ALL_IDENTITIES. */

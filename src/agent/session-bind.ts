@@ -3,8 +3,8 @@
 // (ssh-agent.c process_ext_session_bind).
 
 import type { SessionBind } from './destination';
-import { verifySignature } from './keys';
 import { errorMessage } from '../ssh/error';
+import { verifySignature } from '../ssh/signature';
 import { WireReader } from '../ssh/wire';
 
 /** OpenSSH keeps at most this many session binds per connection (AGENT_MAX_SESSION_IDS). */
@@ -17,6 +17,8 @@ export interface BoundConnection {
   binds: SessionBind[];
   /** A bind was tried on this connection (even if it failed): it came through ssh. */
   bindAttempted: boolean;
+  /** A session-bind on this connection failed: it counts as forwarded from then on. */
+  bindFailed?: boolean;
   /** Binds tried so far, counted before any is verified. */
   bindAttempts: number;
 }
