@@ -280,3 +280,19 @@ test('confirm prompts are shown one at a time, in order', async () => {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('names and reasons from a request reach the log escaped', async () => {
+  const a = await serveInProcess(keyring());
+  const c = await AgentClient.connect(a.sock);
+  try {
+    const name = 'evil\n[fake] unlock ok\x1b[2J\u202e';
+    const ext = new WireWriter().byte(MSG.EXTENSION).string(name).toBuffer();
+    assert.equal((await c.raw(frame(ext)))[0], MSG.FAILURE);
+    const line = a.logs.find((l) => /unsupported extension/.test(l))!;
+    assert.equal(line.includes('\n') || line.includes('\x1b') || line.includes('\u202e'), false);
+    assert.match(line, /evil\\n\[fake\] unlock ok\\x1b\[2J\\u\{202e\}/);
+  } finally {
+    c.close();
+    await a.close();
+  }
+});

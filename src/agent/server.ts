@@ -13,6 +13,7 @@ import { MSG, Request, Response, decodeRequest, encodeResponse } from './protoco
 import type { AgentService } from './service';
 import { BoundConnection, recordSessionBind } from './session-bind';
 import { errorMessage } from '../ssh/error';
+import { escapeText } from '../ssh/escape';
 import { WireWriter } from '../ssh/wire';
 
 /** What the server knows about the client of one connection. */
@@ -218,7 +219,7 @@ export class AgentServer {
     try {
       outcome = await this.handle(req, ctx, socket);
     } catch (e) {
-      this.log(`connection ${ctx.id}: internal error: ${errorMessage(e)}`);
+      this.log(`connection ${ctx.id}: internal error: ${escapeText(errorMessage(e))}`);
       outcome = { type: 'failure' };
     } finally {
       // Wipe secrets (private keys, passphrases, a vault passphrase in an
@@ -258,14 +259,14 @@ export class AgentServer {
         };
         if (res.ok) return { reply: { type: 'signature', signature: res.signature }, after };
         this.log(
-          `connection ${ctx.id}: sign refused: ${res.reason}${res.detail ? ` (${res.detail})` : ''}`,
+          `connection ${ctx.id}: sign refused: ${res.reason}${res.detail ? ` (${escapeText(res.detail)})` : ''}`,
         );
         return { reply: { type: 'failure' }, after };
       }
       case 'add': {
         const added = agent.add(req.key, req.comment, req.constraints, { ctx });
-        if (!added.ok) this.log(`connection ${ctx.id}: add refused: ${added.reason}`);
-        else this.log(`connection ${ctx.id}: added ${req.key.keyType} key`);
+        if (!added.ok) this.log(`connection ${ctx.id}: add refused: ${escapeText(added.reason)}`);
+        else this.log(`connection ${ctx.id}: added ${escapeText(req.key.keyType)} key`);
         return ok(added.ok);
       }
       case 'remove':
@@ -288,7 +289,9 @@ export class AgentServer {
         this.log(`connection ${ctx.id}: unknown message type ${req.code}`);
         return { type: 'failure' };
       case 'malformed':
-        this.log(`connection ${ctx.id}: malformed message type ${req.code}: ${req.reason}`);
+        this.log(
+          `connection ${ctx.id}: malformed message type ${req.code}: ${escapeText(req.reason)}`,
+        );
         if (req.code === MSG.LOCK || req.code === MSG.UNLOCK) return this.safetyLock(ctx, socket);
         return { type: 'failure' };
     }
@@ -359,7 +362,7 @@ export class AgentServer {
     if (name === 'session-bind@openssh.com') {
       const err = recordSessionBind(contents, ctx);
       if (err) ctx.bindFailed = true;
-      if (err) this.log(`connection ${ctx.id}: session-bind refused: ${err}`);
+      if (err) this.log(`connection ${ctx.id}: session-bind refused: ${escapeText(err)}`);
       return { type: err ? 'failure' : 'success' };
     }
     const handler = Object.hasOwn(own, name) ? own[name] : undefined;
@@ -368,13 +371,13 @@ export class AgentServer {
       try {
         return await handler(contents, ctx);
       } catch (e) {
-        this.log(`connection ${ctx.id}: ${name} failed: ${errorMessage(e)}`);
+        this.log(`connection ${ctx.id}: ${name} failed: ${escapeText(errorMessage(e))}`);
         return { type: 'extension-failure' };
       }
     }
     const served = await this.keyring.extension?.(name, contents, ctx);
     if (served) return served;
-    this.log(`connection ${ctx.id}: unsupported extension ${JSON.stringify(name)}`);
+    this.log(`connection ${ctx.id}: unsupported extension "${escapeText(name)}"`);
     return { type: 'failure' };
   }
 }
