@@ -8,7 +8,7 @@ import { nameForKey } from '../agent/known-hosts';
 import { isForwarded } from '../agent/destination';
 import { fingerprint } from '../ssh/fingerprint';
 import { processCommand } from '../agent/peer';
-import type { ConnectionContext, SignEvent } from '../agent/server';
+import type { ConnectionContext, RefusedChangeEvent, SignEvent } from '../agent/server';
 import type { KnownHostsCache } from './known-hosts-cache';
 
 /**
@@ -42,7 +42,7 @@ export function confirmPrompt(
   let p = `Allow use of key ${entry.comment.toString('utf8')}?\nKey fingerprint ${fingerprint(entry.key.publicBlob, hash)}.`;
   if (details.user) p += `\nPublic key authentication request for user "${details.user}".`;
   if (ctx.peer) {
-    const cmd = processCommand(ctx.peer.pid);
+    const cmd = ctx.peer.command ?? processCommand(ctx.peer.pid);
     p += `\nRequested by pid ${ctx.peer.pid}${cmd ? ` (${cmd})` : ''}, uid ${ctx.peer.uid}.`;
   }
   const hops = hopChain(ctx, details, knownHosts);
@@ -66,7 +66,7 @@ export function auditRecord(ev: SignEvent, knownHosts: KnownHostsCache): AuditRe
     requester: {
       pid: ctx.peer?.pid,
       uid: ctx.peer?.uid,
-      command: ctx.peer ? processCommand(ctx.peer.pid) : undefined,
+      command: ctx.peer ? (ctx.peer.command ?? processCommand(ctx.peer.pid)) : undefined,
     },
     hops: hopChain(ctx, details, knownHosts),
     forwarded: details.forwarded,
@@ -77,5 +77,24 @@ export function auditRecord(ev: SignEvent, knownHosts: KnownHostsCache): AuditRe
       : result.detail
         ? `${result.reason}: ${result.detail}`
         : result.reason,
+  };
+}
+
+/** The audit record of a change refused because it came from a forwarded connection. */
+export function refusedChangeRecord(
+  ev: RefusedChangeEvent,
+  knownHosts: KnownHostsCache,
+): AuditRecord {
+  const { ctx } = ev;
+  return {
+    time: new Date().toISOString(),
+    request: ev.request,
+    key: ev.keyBlob ? fingerprint(ev.keyBlob) : '',
+    comment: '',
+    requester: { pid: ctx.peer?.pid, uid: ctx.peer?.uid, command: ctx.peer?.command },
+    hops: hopChain(ctx, { hosts: [], forwarded: true, verified: false }, knownHosts),
+    forwarded: true,
+    decision: 'refused',
+    reason: 'change from a forwarded connection',
   };
 }

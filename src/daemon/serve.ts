@@ -15,7 +15,7 @@ import { encodeStatus, EXT } from './control-protocol';
 import { DaemonError } from './error';
 import { KnownHostsCache } from './known-hosts-cache';
 import { recoveryPath } from './paths';
-import { auditRecord, confirmPrompt } from './prompt';
+import { auditRecord, confirmPrompt, refusedChangeRecord } from './prompt';
 import { agentStatus } from './status';
 import { VaultBridge } from './vault-bridge';
 
@@ -102,11 +102,8 @@ export async function serveAgent(
       // touch() writes the vault later: the reply does not wait for a disk write.
       if (ev.result.ok) vault?.touch(ev.result.entry.key.publicBlob);
     },
-    onOwnerLock: (secret) => {
-      // Only the owner can read it: 0600, created anew (never through a planted link).
-      fs.rmSync(recoveryFile, { force: true });
-      fs.writeFileSync(recoveryFile, secret.toString() + '\n', { mode: 0o600, flag: 'wx' });
-    },
+    vaultPresent: () => !!vault?.present,
+    onRefusedChange: (ev) => audit?.append(refusedChangeRecord(ev, knownHosts)),
   });
   try {
     await server.listen(paths.sock);
