@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { choosePassphraseSource } from '../src/cli/passphrase';
 import { parseLifetime } from '../src/cli/vault-commands';
-import { fingerprint } from '../src/vault/sshkey';
+import { fingerprint } from '../src/ssh/fingerprint';
 import { VaultFile } from '../src/vault/store';
 import {
   filesContainingSecrets,

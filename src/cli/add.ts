@@ -3,7 +3,7 @@
 
 import * as fs from 'node:fs';
 import { AgentClient } from '../agent/client';
-import { fingerprint } from '../agent/keys';
+import { fingerprint } from '../ssh/fingerprint';
 import type { Constraints } from '../agent/protocol';
 import type { ImportedKey } from '../vault/keyfile';
 import { agentSocket } from '../daemon/paths';

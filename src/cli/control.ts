@@ -3,7 +3,7 @@
 
 import * as fs from 'node:fs';
 import { AgentClient } from '../agent/client';
-import { fingerprint } from '../agent/keys';
+import { fingerprint } from '../ssh/fingerprint';
 import type { Response } from '../agent/protocol';
 import { AgentStatus, decodeStatus, EXT } from '../daemon/control-protocol';
 import { agentSocket, recoveryCandidates } from '../daemon/paths';

@@ -10,7 +10,6 @@ import { ImportedKey, KeyFileError, parseKeyFile } from '../vault/keyfile';
 import {
   authorizedKeysLine,
   checkGenerateBits,
-  fingerprint,
   generateKey,
   GenerateType,
   KeyFormatError,
@@ -18,6 +17,7 @@ import {
   keyLabel,
   toPrivateKeyObject,
 } from '../vault/sshkey';
+import { fingerprint } from '../ssh/fingerprint';
 import { resolveVaultPath } from '../vault/paths';
 import { VaultFile } from '../vault/store';
 import type { UnlockedVault } from '../vault/unlocked';

@@ -5,7 +5,8 @@ import * as os from 'node:os';
 import type { AuditRecord } from '../agent/audit';
 import type { Entry, SignDetails } from '../agent/keyring';
 import { nameForKey } from '../agent/known-hosts';
-import { fingerprint } from '../agent/keys';
+import { isForwarded } from '../agent/destination';
+import { fingerprint } from '../ssh/fingerprint';
 import { processCommand } from '../agent/peer';
 import { escapeText } from '../ssh/escape';
 import type { ConnectionContext, SignEvent } from '../agent/server';
@@ -81,7 +82,11 @@ export function confirmPrompt(
 /** The audit record of one sign request. */
 export function auditRecord(ev: SignEvent, knownHosts: KnownHostsCache): AuditRecord {
   const { ctx, result } = ev;
-  const details = result.details ?? { hosts: [], forwarded: ctx.binds.some((b) => b.forwarded) };
+  const details: SignDetails = result.details ?? {
+    hosts: [],
+    forwarded: isForwarded(ctx),
+    verified: false,
+  };
   return {
     time: new Date().toISOString(),
     key: fingerprint(result.entry?.key.publicBlob ?? ev.keyBlob),

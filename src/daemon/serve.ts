@@ -96,11 +96,11 @@ export async function serveAgent(
       }),
     },
     peerOf: peerCredentials,
-    onSign: (ev) => {
+    onSign: (ev) => audit?.append(auditRecord(ev, knownHosts)),
+    afterSign: (ev) => {
       resetIdle();
       // touch() writes the vault later: the reply does not wait for a disk write.
       if (ev.result.ok) vault?.touch(ev.result.entry.key.publicBlob);
-      audit?.append(auditRecord(ev, knownHosts));
     },
     onOwnerLock: (secret) => {
       // Only the owner can read it: 0600, created anew (never through a planted link).

@@ -1,8 +1,8 @@
 // What `tsagent status` is told about the running agent.
 
-import type { Hop } from '../agent/destination';
+import type { Hop } from '../agent/constraints';
 import type { Keyring } from '../agent/keyring';
-import { fingerprint } from '../agent/keys';
+import { fingerprint } from '../ssh/fingerprint';
 import type { ConnectionContext } from '../agent/server';
 import type { AgentStatus } from './control-protocol';
 import type { VaultBridge } from './vault-bridge';

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { destinationsFromSpecs } from '../agent/destination';
 import type { NewIdentity } from '../agent/keyring';
 import { keysForHost } from '../agent/known-hosts';
-import { readPrivateKey } from '../agent/keys';
+import { readPrivateKey } from '../ssh/privatekey';
 import { errorMessage } from '../ssh/error';
 import { WireReader } from '../ssh/wire';
 import type { VaultFile } from '../vault/store';

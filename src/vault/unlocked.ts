@@ -2,7 +2,8 @@
 // to them, each written to the file at once.
 import { newVaultKey, sealVault, VaultError, VaultIdentity } from './format';
 import { KdfParams, VaultKey, wipeVaultKey } from './kdf';
-import { fingerprint, KeyMaterial } from './sshkey';
+import { fingerprint } from '../ssh/fingerprint';
+import { KeyMaterial } from './sshkey';
 
 /**
  * What `<vault>.bak` holds after a write: the version replaced (a damaged
