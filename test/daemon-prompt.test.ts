@@ -44,8 +44,12 @@ describe('confirm prompt', () => {
       })),
       peer: { pid: 4242, uid: 1000, gid: 1000, command },
     }) as ConnectionContext;
-  const details = (extra: Partial<SignDetails & { verified: boolean }>): SignDetails =>
-    ({ hosts: [], forwarded: false, ...extra }) as SignDetails;
+  const details = (extra: Partial<SignDetails>): SignDetails => ({
+    hosts: [],
+    forwarded: false,
+    verified: false,
+    ...extra,
+  });
 
   it('escapes the key comment, the user name and the command line; labels the command as self-reported', () => {
     const p = confirmPrompt(
@@ -72,7 +76,7 @@ describe('confirm prompt', () => {
     const bound = ctx([hostKey]);
     const verified = confirmPrompt(entry, bound, details({ verified: true }), 'sha256', knownHosts);
     assert.ok(verified.endsWith(`\nLogin: ${host} \u2192 goober.`), verified);
-    for (const d of [details({ verified: false }), details({})]) {
+    for (const d of [details({ verified: false }), details({ hosts: ['goober'] })]) {
       const p = confirmPrompt(entry, bound, d, 'sha256', knownHosts);
       assert.ok(p.endsWith(`\nLogin, destination unverified: ${host} \u2192 goober.`), p);
     }

@@ -44,9 +44,6 @@ function namedHops(
   ];
 }
 
-/** SignDetails as the keyring fills them; `verified` (agent/keyring.ts) may not be set by older keyrings. */
-type CheckedDetails = SignDetails & { verified?: boolean };
-
 /**
  * The confirm prompt: OpenSSH's wording, plus who asked and through which
  * hosts. Every string from the request, the key or the process is escaped;
@@ -56,7 +53,7 @@ type CheckedDetails = SignDetails & { verified?: boolean };
 export function confirmPrompt(
   entry: Entry,
   ctx: ConnectionContext,
-  details: CheckedDetails,
+  details: SignDetails,
   hash: 'sha256' | 'md5',
   knownHosts: KnownHostsCache,
 ): string {
@@ -73,7 +70,7 @@ export function confirmPrompt(
   if (hops.length > 0) {
     const chain = hops.map((h) => e(h.name)).join(' \u2192 ');
     const kind = details.forwarded ? 'Forwarded' : 'Login';
-    const verified = details.verified === true && hops.every((h) => h.known);
+    const verified = details.verified && hops.every((h) => h.known);
     p += verified ? `\n${kind}: ${chain}.` : `\n${kind}, destination unverified: ${chain}.`;
   }
   return p;
