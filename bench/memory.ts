@@ -12,16 +12,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { MSG } from '../src/agent/protocol';
-import {
-  TSAGENT_MAIN,
-  addKeys,
-  benchEnv,
-  manyEd25519,
-  median,
-  procRss,
-  signRequest,
-  startAgent,
-} from './common';
+import { TSAGENT_MAIN, benchEnv, startAgent } from './agent-process';
+import { median, procRss } from './proc-stats';
+import { addKeys, manyEd25519, signRequest } from './test-keys';
 import { runLoad } from './loadgen';
 
 export interface MemoryRun {
