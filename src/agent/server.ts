@@ -115,11 +115,12 @@ export class AgentServer {
     this.server.on('error', (e) => this.log(`server error: ${e.message}`));
   }
 
-  listen(path: string): Promise<void> {
+  /** A socket path to bind, or a listening fd to serve (systemd socket activation). */
+  listen(where: string | { fd: number }): Promise<void> {
     return new Promise((resolve, reject) => {
       const onError = (e: Error) => reject(e);
       this.server.once('error', onError);
-      this.server.listen(path, () => {
+      this.server.listen(where, () => {
         this.server.off('error', onError);
         resolve();
       });

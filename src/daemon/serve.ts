@@ -14,6 +14,8 @@ import { DaemonConfig, LIMITS } from './config';
 import { encodeStatus, EXT } from './control-protocol';
 import { DaemonError } from './error';
 import { KnownHostsCache } from './known-hosts-cache';
+import { listenTarget } from './activation';
+import { startupDone } from './memory';
 import { recoveryPath } from './paths';
 import { auditRecord, confirmPrompt, refusedChangeRecord } from './prompt';
 import { agentStatus } from './status';
@@ -106,7 +108,7 @@ export async function serveAgent(
     onRefusedChange: (ev) => audit?.append(refusedChangeRecord(ev, knownHosts)),
   });
   try {
-    await server.listen(paths.sock);
+    await server.listen(listenTarget(paths));
   } catch (e) {
     const why =
       (e as NodeJS.ErrnoException).code === 'EADDRINUSE'
@@ -122,10 +124,13 @@ export async function serveAgent(
     }
     throw new DaemonError(`cannot bind to path ${paths.sock}: ${why}`);
   }
-  fs.chmodSync(paths.sock, 0o600);
-  const sockIno = fs.statSync(paths.sock).ino;
+  // A socket systemd passed is systemd's (SocketMode=): neither chmod nor removal.
+  const given = paths.listenFd !== undefined;
+  if (!given) fs.chmodSync(paths.sock, 0o600);
+  const sockIno = given ? undefined : fs.statSync(paths.sock).ino;
   if (paths.pidFile) fs.writeFileSync(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
   log(`listening on ${paths.sock}, pid ${process.pid}`);
+  startupDone();
   resetIdle();
 
   let closing: Promise<void> | undefined;
