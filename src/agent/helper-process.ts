@@ -195,16 +195,22 @@ export class HelperProcess {
   /**
    * Sends one framed request and waits for one framed reply. Requests run one
    * at a time. `wipe` buffers are zeroed once written (they may hold a PIN).
+   * `last` closes stdin after it (a one-shot helper then sees EOF).
    */
-  request(payload: Buffer, timeoutMs: number, wipe: Buffer[] = []): Promise<HelperResult<Buffer>> {
+  request(
+    payload: Buffer,
+    timeoutMs: number,
+    opts: { wipe?: Buffer[]; last?: boolean } = {},
+  ): Promise<HelperResult<Buffer>> {
     const run = async (): Promise<HelperResult<Buffer>> => {
       const framed = frame(payload);
       try {
         if (!this.running) return { ok: false, error: this.gone() };
         this.child.stdin!.write(framed, () => {
           framed.fill(0);
-          for (const b of wipe) b.fill(0);
+          for (const b of opts.wipe ?? []) b.fill(0);
         });
+        if (opts.last) this.child.stdin!.end();
         return { ok: true, value: await this.nextFrame(timeoutMs) };
       } catch (e) {
         if (e instanceof HelperFailureError) return { ok: false, error: e.failure };

@@ -122,7 +122,7 @@ export async function skSign(
     .string(pin)
     .toBuffer();
   try {
-    const reply = await helper.request(payload, timeoutMs, [payload, pin]);
+    const reply = await helper.request(payload, timeoutMs, { wipe: [payload, pin], last: true });
     if (!reply.ok) return reply;
     const parsed = parseReply(reply.value);
     // reap_helper: a helper that answered but then failed is a failure too.
