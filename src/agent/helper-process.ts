@@ -164,6 +164,11 @@ export class HelperProcess {
     return escapeText(this.stderrTail.trim().split(/\r?\n/).slice(-2).join(' / '));
   }
 
+  /** Matches the helper's recent stderr (raw: for classifying, never for display). */
+  matchStderr(re: RegExp): RegExpMatchArray | null {
+    return this.stderrTail.match(re);
+  }
+
   private nextFrame(timeoutMs: number): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
