@@ -8,7 +8,9 @@
 
 import * as net from 'node:net';
 import { MSG, SIGN_FLAG, decodeResponse, encodeRequest } from '../src/agent/protocol';
-import { AgentClient, LIST_REQUEST, SIGN_DATA, machineBusyMs, procCpuMs, quantile } from './common';
+import { AgentClient } from '../src/agent/client';
+import { machineBusyMs, procCpuMs, quantile } from './proc-stats';
+import { LIST_REQUEST, SIGN_DATA } from './test-keys';
 
 export interface LoadJob {
   sock: string;
@@ -185,7 +187,7 @@ async function standalone(argv: string[]): Promise<void> {
   let expect: number = MSG.IDENTITIES_ANSWER;
   if (mode !== 'list') {
     const client = await AgentClient.connect(sock);
-    const r = decodeResponse(await client.send(LIST_REQUEST));
+    const r = decodeResponse(await client.raw(LIST_REQUEST));
     client.close();
     if (r.type !== 'identities' || r.identities.length === 0) throw new Error('no identities');
     const keyBlob = r.identities[0].keyBlob;

@@ -11,16 +11,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { MSG } from '../src/agent/protocol';
+import { benchEnv, startAgent } from './agent-process';
 import {
   KeyKind,
   LIST_REQUEST,
   addKeys,
-  benchEnv,
   generateTestKey,
   manyEd25519,
   signRequest,
-  startAgent,
-} from './common';
+} from './test-keys';
 import { runLoad } from './loadgen';
 
 interface CpuProfileNode {

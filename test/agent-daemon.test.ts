@@ -28,7 +28,11 @@ function track(pid: number): number {
 function isAgent(pid: number): boolean {
   try {
     const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    return alive(pid) && (cmd.includes('ssh-agent') || cmd.includes(TSAGENT_MAIN));
+    // A background tsagent has set its title: its command line reads "tsagent".
+    return (
+      alive(pid) &&
+      (cmd.includes('ssh-agent') || cmd.includes(TSAGENT_MAIN) || cmd.startsWith('tsagent'))
+    );
   } catch {
     return false;
   }
@@ -211,12 +215,18 @@ for (const agent of TSAGENTS) {
     let sock: string;
     const env = () => ({ XDG_RUNTIME_DIR: xdg, SHELL: '/bin/bash' });
     const start = (args: string[] = []) => agentRun(agent, args, env());
-    /** Agent processes serving from our XDG dir (their command line names it). */
+    /** Background agents serving from our XDG dir (named tsagent, started with it in their environment). */
     const daemons = () =>
       fs.readdirSync('/proc').filter((p) => {
         if (!/^\d+$/.test(p) || !alive(Number(p))) return false;
         try {
-          return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(xdg);
+          return (
+            fs.readFileSync(`/proc/${p}/comm`, 'utf8') === 'tsagent\n' &&
+            fs
+              .readFileSync(`/proc/${p}/environ`, 'utf8')
+              .split('\0')
+              .includes(`XDG_RUNTIME_DIR=${xdg}`)
+          );
         } catch {
           return false;
         }
@@ -252,6 +262,21 @@ for (const agent of TSAGENTS) {
       process.kill(pid, 'SIGTERM');
       await waitFor('the agent to exit', () => !alive(pid));
       assert.ok(gone(sock) && gone(defaultDir));
+    });
+
+    it('the background agent shows as tsagent in ps, with no configuration on its command line', async () => {
+      const { pid } = parseLines(await start());
+      const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      assert.equal(cmdline.replace(/[\0 ]+$/, ''), 'tsagent', JSON.stringify(cmdline));
+      assert.doesNotMatch(cmdline, /[{}]|paths|internal-daemon|main\.js/);
+      const ps = await run('/usr/bin/ps', ['-o', 'comm=,args=', '-p', String(pid)]);
+      assert.equal(ps.code, 0, ps.stderr);
+      assert.match(ps.stdout, /^tsagent\s+tsagent\s*$/);
+      // Nor is it kept in the environment, where /proc/PID/environ would show it for ever.
+      assert.doesNotMatch(fs.readFileSync(`/proc/${pid}/environ`, 'utf8'), /"paths"/);
+      // And it serves.
+      const l = await run(SSH_ADD, ['-l'], { env: baseEnv({ SSH_AUTH_SOCK: sock }) });
+      assert.equal(l.stdout, 'The agent has no identities.\n');
     });
 
     it('three concurrent starts: still one agent', async () => {

@@ -15,17 +15,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { MSG, decodeResponse } from '../src/agent/protocol';
-import {
-  AgentClient,
-  AgentProcess,
-  LIST_REQUEST,
-  TestKey,
-  addKeys,
-  benchEnv,
-  generateTestKey,
-  signRequest,
-  startAgent,
-} from '../bench/common';
+import { AgentProcess, benchEnv, startAgent } from '../bench/agent-process';
+import { LIST_REQUEST, TestKey, addKeys, generateTestKey, signRequest } from '../bench/test-keys';
+import { AgentClient } from '../src/agent/client';
 
 const QUEUED_SIGNS = 4;
 const ITERATIONS = 5;
@@ -71,7 +63,7 @@ async function race(c1: AgentClient, c2: AgentClient): Promise<RaceResult> {
   const frames = Array.from({ length: QUEUED_SIGNS }, () => signRequest(rsa));
   let signsDone = 0;
   // One write for the whole batch, so the agent reads it as one chunk.
-  const signs = c1.sendBatch(frames).map((p) =>
+  const signs = c1.rawBatch(frames).map((p) =>
     p.then((body) => {
       order.push('sign');
       signsDone++;
@@ -81,7 +73,7 @@ async function race(c1: AgentClient, c2: AgentClient): Promise<RaceResult> {
   let listsDuringSigns = 0;
   const lists = (async () => {
     do {
-      const body = await c2.send(LIST_REQUEST);
+      const body = await c2.raw(LIST_REQUEST);
       order.push('list');
       const ids = decodeResponse(body);
       assert.equal(ids.type, 'identities');
@@ -95,7 +87,7 @@ async function race(c1: AgentClient, c2: AgentClient): Promise<RaceResult> {
 }
 
 test('REQUEST_IDENTITIES is answered while another connection signs with rsa-4096', async () => {
-  const c1 = await AgentClient.connect(agent!.sock);
+  const c1 = await AgentClient.connect(agent!.sock, { pipelined: true });
   const c2 = await AgentClient.connect(agent!.sock);
   try {
     const runs: RaceResult[] = [];

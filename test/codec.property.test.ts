@@ -22,7 +22,8 @@ import {
   encodeRequest,
   encodeResponse,
 } from '../src/agent/protocol';
-import { sign, verifySignature } from '../src/agent/keys';
+import { sign } from '../src/agent/signer';
+import { verifySignature } from '../src/ssh/signature';
 
 // Fixed seed so failures can be replayed: FC_SEED=<n> overrides it.
 const SEED = process.env.FC_SEED ? Number(process.env.FC_SEED) : 0x5eed;

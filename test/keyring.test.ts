@@ -5,9 +5,10 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
-import { Keyring, KeyringOptions, RequestContext } from '../src/agent/keyring';
+import { AddResult, Keyring, KeyringOptions, RequestContext } from '../src/agent/keyring';
 import { Constraints, Request, decodeRequest } from '../src/agent/protocol';
-import { PrivateKey, verifySignature } from '../src/agent/keys';
+import type { PrivateKey } from '../src/ssh/privatekey';
+import { verifySignature } from '../src/ssh/signature';
 
 // ---------------------------------------------------------------------------
 // Keys, built the way the agent receives them (ADD_IDENTITY through the decoder)
@@ -47,6 +48,8 @@ const [A, B, C, D] = [ed25519(), ed25519(), ed25519(), ed25519()];
 const R = rsa();
 
 const NONE: Constraints = { extensions: [] };
+/** Why an add was refused ('' if it was not). */
+const refusal = (r: AddResult): string => (r.ok ? '' : r.reason);
 const CTX: RequestContext = {};
 const buf = (s: string) => Buffer.from(s);
 const comments = (k: Keyring) => k.list().map((i) => i.comment.toString());
@@ -73,7 +76,7 @@ describe('add / list / remove', () => {
       [B, 'b'],
       [C, 'c'],
     ] as const)
-      assert.equal(kr.add(k, buf(c), NONE), null);
+      assert.deepEqual(kr.add(k, buf(c), NONE), { ok: true });
     assert.deepEqual(comments(kr), ['a', 'b', 'c']);
     assert.deepEqual(blobs(kr), [b64(A), b64(B), b64(C)]);
     assert.equal(kr.size, 3);
@@ -90,7 +93,7 @@ describe('add / list / remove', () => {
     const kr = new Keyring();
     kr.add(A, buf('a'), NONE);
     kr.add(B, buf('b'), NONE);
-    assert.equal(kr.add(B, buf('b2'), NONE), null);
+    assert.deepEqual(kr.add(B, buf('b2'), NONE), { ok: true });
     assert.equal(kr.size, 2);
     assert.deepEqual(comments(kr).sort(), ['a', 'b2']);
   });
@@ -143,20 +146,24 @@ describe('add / list / remove', () => {
   test('maxsign is refused and nothing is added', () => {
     const kr = new Keyring();
     const err = kr.add(A, buf('a'), { maxSign: 5, extensions: [] });
-    assert.equal(typeof err, 'string');
+    assert.equal(err.ok, false);
     assert.equal(kr.size, 0);
-    assert.equal(typeof kr.add(A, buf('a'), { maxSign: 0, extensions: [] }), 'string');
+    assert.equal(kr.add(A, buf('a'), { maxSign: 0, extensions: [] }).ok, false);
   });
 
   test('identity limit: new keys refused at the limit, re-adds allowed', () => {
     const kr = new Keyring({ maxIdentities: 2 });
-    assert.equal(kr.add(A, buf('a'), NONE), null);
-    assert.equal(kr.add(B, buf('b'), NONE), null);
-    assert.match(kr.add(C, buf('c'), NONE) ?? '', /limit/);
-    assert.equal(kr.add(A, buf('a2'), NONE), null, 're-adding an existing key is not a new one');
+    assert.deepEqual(kr.add(A, buf('a'), NONE), { ok: true });
+    assert.deepEqual(kr.add(B, buf('b'), NONE), { ok: true });
+    assert.match(refusal(kr.add(C, buf('c'), NONE)), /limit/);
+    assert.deepEqual(
+      kr.add(A, buf('a2'), NONE),
+      { ok: true },
+      're-adding an existing key is not a new one',
+    );
     assert.equal(kr.size, 2);
     kr.remove(B.publicBlob);
-    assert.equal(kr.add(C, buf('c'), NONE), null);
+    assert.deepEqual(kr.add(C, buf('c'), NONE), { ok: true });
     assert.deepEqual(comments(kr).sort(), ['a2', 'c']);
   });
 
@@ -164,7 +171,7 @@ describe('add / list / remove', () => {
     const { kr, clock } = fakeClock({ maxIdentities: 1 });
     kr.add(A, buf('a'), { lifetime: 1, extensions: [] });
     clock.t += 2000;
-    assert.equal(kr.add(B, buf('b'), NONE), null);
+    assert.deepEqual(kr.add(B, buf('b'), NONE), { ok: true });
     kr.clear();
   });
 });
@@ -197,7 +204,7 @@ describe('lifetimes', () => {
 
   test('explicit lifetime 0 expires at once', () => {
     const { kr } = fakeClock({ defaultLifetime: 60 });
-    assert.equal(kr.add(A, buf('a'), { lifetime: 0, extensions: [] }), null);
+    assert.deepEqual(kr.add(A, buf('a'), { lifetime: 0, extensions: [] }), { ok: true });
     assert.deepEqual(kr.list(), []);
     kr.clear();
   });
@@ -367,7 +374,7 @@ describe('lock / unlock', () => {
     assert.deepEqual(kr.list(), []);
     const res = await kr.sign(A.publicBlob, buf('d'), 0, CTX);
     assert.equal(res.ok ? 'ok' : res.reason, 'locked');
-    assert.equal(typeof kr.add(C, buf('c'), NONE), 'string');
+    assert.equal(kr.add(C, buf('c'), NONE).ok, false);
     assert.equal(kr.remove(A.publicBlob), false);
     assert.equal(kr.removeAll(), false);
     assert.equal(kr.find(A.publicBlob), undefined);

@@ -108,7 +108,7 @@ describe('contrib/ systemd units', () => {
       process.execPath,
       [
         '-e',
-        "process.on('SIGUSR1',()=>{console.log('locked');process.exit(0)});setTimeout(()=>{},5000)",
+        "process.on('SIGUSR1',()=>{console.log('locked');process.exit(0)});console.log('ready');setTimeout(()=>{},5000)",
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
@@ -116,13 +116,17 @@ describe('contrib/ systemd units', () => {
     child.stdout!.on('data', (d) => (out += d));
     const exited = new Promise((r) => child.on('exit', r));
     try {
-      await new Promise((r) => setTimeout(r, 300));
+      // SIGUSR1 before the handler is in place would start Node's inspector instead.
+      await new Promise<void>((r) => {
+        const ready = () => (out.includes('ready') ? r() : child.stdout!.once('data', ready));
+        ready();
+      });
       fs.mkdirSync(agentDir, { recursive: true, mode: 0o700 });
       fs.writeFileSync(path.join(agentDir, 'agent.pid'), `${child.pid}\n`);
       const r = await run('/bin/sh', ['-c', script]);
       assert.equal(r.code, 0, r.stderr);
       await exited;
-      assert.equal(out.trim(), 'locked');
+      assert.equal(out.trim(), 'ready\nlocked');
     } finally {
       child.kill('SIGKILL');
     }

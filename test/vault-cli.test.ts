@@ -7,8 +7,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { choosePassphraseSource } from '../src/cli/passphrase';
-import { parseLifetime } from '../src/cli/vault';
-import { fingerprint } from '../src/vault/sshkey';
+import { parseLifetime } from '../src/cli/vault-commands';
+import { fingerprint } from '../src/ssh/fingerprint';
 import { VaultFile } from '../src/vault/store';
 import {
   filesContainingSecrets,
@@ -41,20 +41,38 @@ describe('tsagent vault CLI', () => {
   });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it('init asks twice, refuses a mismatch, an empty passphrase and an existing vault', async () => {
-    let r = await cli(['init', ...SMALL], [PASS, 'other']);
+  it('init asks twice through SSH_ASKPASS and refuses a mismatch, an empty passphrase and an existing vault', async () => {
+    // An askpass that answers PASS, then "other": the confirmation does not match.
+    const askpass = path.join(dir, 'askpass-mismatch');
+    const count = path.join(dir, 'askpass-count');
+    fs.writeFileSync(
+      askpass,
+      `#!/bin/sh\necho x >> '${count}'\nif [ "$(wc -l < '${count}')" -eq 1 ]; then echo '${PASS}'; else echo other; fi\n`,
+      { mode: 0o755 },
+    );
+    let r = await runVaultCli(['--vault', vaultPath, 'init', ...SMALL], {
+      env: {
+        PATH: process.env.PATH,
+        HOME: dir,
+        SSH_ASKPASS: askpass,
+        SSH_ASKPASS_REQUIRE: 'force',
+      },
+    });
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /passphrases do not match; the vault was not created/);
+    assert.equal(fs.readFileSync(count, 'utf8'), 'x\nx\n', 'askpass not asked twice');
     assert.ok(!fs.existsSync(vaultPath));
-    r = await cli(['init', ...SMALL], ['', '']);
+    r = await cli(['init', ...SMALL], ['']);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /empty passphrase/);
 
-    r = await cli(['init', ...SMALL], [PASS, PASS]);
+    // A descriptor hands the passphrase over: one line, nothing to confirm (as gpg --passphrase-fd).
+    r = await cli(['init', ...SMALL], [PASS]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /Created vault .*argon2id, 1024 KiB, t=1, p=1/);
     assert.equal(fs.statSync(vaultPath).mode & 0o777, 0o600);
     assert.equal(fs.statSync(path.dirname(vaultPath)).mode & 0o777, 0o700);
+    assert.equal((await new VaultFile(vaultPath).unlock(Buffer.from(PASS))).identities.length, 0);
 
     const before = fs.readFileSync(vaultPath);
     r = await cli(['init', ...SMALL], [PASS, PASS]);

@@ -10,13 +10,13 @@ import { ImportedKey, KeyFileError, parseKeyFile } from '../src/vault/keyfile';
 import {
   authorizedKeysLine,
   checkGenerateBits,
-  fingerprint,
   fromKeyObject,
   generateKey,
   KeyMaterial,
   keyBits,
   toPrivateKeyObject,
 } from '../src/vault/sshkey';
+import { fingerprint } from '../src/ssh/fingerprint';
 import { VaultFile } from '../src/vault/store';
 import { WireReader as Reader } from '../src/ssh/wire';
 import {

@@ -9,14 +9,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it, TestContext } from 'node:test';
 import { VaultError } from '../src/vault/format';
-import { generateKey, fingerprint, KeyMaterial } from '../src/vault/sshkey';
-import {
-  defaultVaultPath,
-  findIdentity,
-  resolveVaultPath,
-  VaultFile,
-  VaultFs,
-} from '../src/vault/store';
+import { fingerprint } from '../src/ssh/fingerprint';
+import { generateKey, KeyMaterial } from '../src/vault/sshkey';
+import type { VaultFs } from '../src/vault/filesystem';
+import { defaultVaultPath, resolveVaultPath } from '../src/vault/paths';
+import { VaultFile } from '../src/vault/store';
+import { findIdentity, UnlockedVault } from '../src/vault/unlocked';
 import { SMALL_KDF, tempDir } from './fixtures/vault';
 
 const PASS = Buffer.from('vault passphrase');
@@ -429,6 +427,62 @@ describe('identity operations', () => {
     // A key derived from the old passphrase (an agent unlocked earlier) no longer opens it.
     const oldKey = (await file.unlock(PASS, file.backupPath)).key;
     assert.throws(() => file.openWithKey(oldKey), { code: 'WRONG_PASSPHRASE' });
+  });
+
+  it('reload() and remove() overwrite the decrypted private fields they drop', async (t) => {
+    const { file } = await newVault(t, [
+      await generateKey('ed25519', undefined, 'a'),
+      await generateKey('ed25519', undefined, 'b'),
+    ]);
+    const vault = await file.unlock(PASS);
+    const before = vault.identities.map((i) => i.privateFields);
+    // Another process changes the vault; reloading replaces every decrypted copy.
+    (await file.unlock(PASS)).update('a', { confirm: true });
+    vault.reload();
+    assert.ok(
+      before.every((f) => f.every((b) => b === 0)),
+      'reload left old secrets',
+    );
+    assert.ok(vault.identities.every((i) => i.privateFields.some((b) => b !== 0)));
+    const kept = vault.find('b').privateFields;
+    const gone = vault.remove('a');
+    assert.equal(gone.comment, 'a');
+    assert.ok(
+      gone.privateFields.every((b) => b === 0),
+      'remove left the secret',
+    );
+    assert.ok(
+      kept.some((b) => b !== 0),
+      'remove wiped a key it kept',
+    );
+  });
+
+  it('isCurrent() reads through the injected file system', async (t) => {
+    const { file: plain } = await newVault(t, [await generateKey('ed25519', undefined, 'k')]);
+    let reads = 0;
+    const file = new VaultFile(plain.path, {
+      fs: {
+        openSync: ((p: fs.PathLike, flags: number, mode?: number) => {
+          if (String(p) === plain.path) reads++;
+          return fs.openSync(p, flags, mode);
+        }) as typeof fs.openSync,
+      },
+    });
+    const vault = await file.unlock(PASS);
+    reads = 0;
+    assert.equal(vault.isCurrent(), true);
+    assert.equal(reads, 1, 'isCurrent bypassed the injected fs');
+    // A read error seen only through the injected fs means "not current".
+    const broken = new VaultFile(plain.path, {
+      fs: {
+        openSync: () => {
+          throw errnoError('EIO');
+        },
+      },
+    });
+    const elsewhere = await file.unlock(PASS);
+    const onBroken = new UnlockedVault(broken, [], elsewhere.key, Buffer.alloc(0));
+    assert.equal(onBroken.isCurrent(), false);
   });
 
   it('lock() overwrites the decrypted private fields', async (t) => {

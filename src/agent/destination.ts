@@ -2,8 +2,10 @@
 // and the session binds they are checked against, following OpenSSH's
 // ssh-agent.c: a constrained key may only authenticate along listed hops.
 
-import { parseCertificate } from './keys';
-import { WireError, WireReader } from '../ssh/wire';
+import type { DestinationConstraint, Hop, KeySpec } from './constraints';
+import { CERT_TYPE, parseCertificate } from '../ssh/certificate';
+import { matchPattern } from '../ssh/pattern';
+import { WireReader } from '../ssh/wire';
 
 /** One session-bind@openssh.com record: the host an ssh client on this connection talked to. */
 export interface SessionBind {
@@ -17,69 +19,23 @@ export interface BindState {
   binds: readonly SessionBind[];
   /** A bind was tried on this connection (even if it failed). */
   bindAttempted: boolean;
+  /** A bind on this connection failed (bad signature, malformed, refused by the rules). */
+  bindFailed?: boolean;
 }
 
-export interface KeySpec {
-  key: Buffer;
-  isCA: boolean;
-}
-
-export interface Hop {
-  user: string | null;
-  hostname: string | null;
-  keys: KeySpec[];
-}
-
-export interface DestinationConstraint {
-  from: Hop;
-  to: Hop;
-}
-
-/** OpenSSH's AGENT_MAX_DEST_CONSTRAINTS. */
-const MAX_CONSTRAINTS = 1024;
-
-function readHop(b: Buffer): Hop {
-  const r = new WireReader(b);
-  const user = r.text();
-  const hostname = r.text();
-  if (r.string().length !== 0) throw new WireError('unsupported hop extensions');
-  const keys: KeySpec[] = [];
-  while (r.remaining > 0) keys.push({ key: Buffer.from(r.string()), isCA: r.byte() !== 0 });
-  return { user: user || null, hostname: hostname || null, keys };
-}
-
-/** Parse the data of a restrict-destination-v00@openssh.com constraint (after its name). */
-export function parseDestinationConstraints(data: Buffer): DestinationConstraint[] {
-  const outer = new WireReader(data);
-  const out: DestinationConstraint[] = [];
-  while (outer.remaining > 0) {
-    if (out.length >= MAX_CONSTRAINTS) throw new WireError('too many destination constraints');
-    const r = new WireReader(outer.string());
-    const from = readHop(r.string());
-    const to = readHop(r.string());
-    if (r.string().length !== 0) throw new WireError('unsupported constraint extensions');
-    r.end();
-    if ((from.hostname === null) !== (from.keys.length === 0) || from.user !== null)
-      throw new WireError('inconsistent "from" specification');
-    if (to.hostname === null || to.keys.length === 0)
-      throw new WireError('incomplete "to" specification');
-    out.push({ from, to });
-  }
-  return out;
-}
-
-/** OpenSSH's match_pattern: `*` and `?` wildcards, whole-string match. */
-export function matchPattern(s: string, pattern: string): boolean {
-  const re = new RegExp(
-    '^' +
-      pattern
-        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-        .replace(/\*/g, '.*')
-        .replace(/\?/g, '.') +
-      '$',
-    's',
+/**
+ * Does the connection count as forwarded, for every forwarding policy? Yes if
+ * a bind says so, and also if any bind failed: a hostile server reached with
+ * `ssh -A` can make the forwarded bind fail on purpose (issue 11 point 1), and
+ * what is not verified cannot be trusted to be local. Only a connection whose
+ * every bind verified and none is forwarded (ssh's own login) stays local.
+ */
+export function isForwarded(state: BindState): boolean {
+  return (
+    state.binds.some((b) => b.forwarded) ||
+    !!state.bindFailed ||
+    (state.bindAttempted && state.binds.length === 0)
   );
-  return re.test(s);
 }
 
 function matchKeyHop(key: Buffer, hop: Hop, now: bigint): boolean {
@@ -92,7 +48,7 @@ function matchKeyHop(key: Buffer, hop: Hop, now: bigint): boolean {
     }
     if (!spec.isCA || !cert.signatureKey.equals(spec.key)) continue;
     // A host certificate signed by the listed CA, naming this host, valid now.
-    if (cert.type !== 2 || cert.criticalOptions.length !== 0) continue;
+    if (cert.type !== CERT_TYPE.HOST || cert.criticalOptions.length !== 0) continue;
     if (cert.principals.length > 0 && !cert.principals.includes(hostname)) continue;
     if (now < cert.validAfter || now >= cert.validBefore) continue;
     return true;
@@ -160,6 +116,9 @@ export function identityPermitted(
   return { ok: true, hosts };
 }
 
+/** RFC 4252 §5. */
+const SSH2_MSG_USERAUTH_REQUEST = 50;
+
 /** The parts of an SSH publickey userauth request that destination checks need. */
 export interface UserauthRequest {
   user: string;
@@ -180,12 +139,17 @@ export function parseUserauthRequest(data: Buffer, keyBlob: Buffer): UserauthReq
   // Most data signed is not a login (ssh-keygen -Y, git): say so without throwing.
   if (data.length < 5) return null;
   const sidLength = data.readUInt32BE(0);
-  if (sidLength === 0 || sidLength + 4 >= data.length || data[sidLength + 4] !== 50) return null;
+  if (
+    sidLength === 0 ||
+    sidLength + 4 >= data.length ||
+    data[sidLength + 4] !== SSH2_MSG_USERAUTH_REQUEST
+  )
+    return null;
   try {
     const r = new WireReader(data);
     const sessionId = Buffer.from(r.string());
     if (sessionId.length === 0) return null;
-    if (r.byte() !== 50) return null; // SSH2_MSG_USERAUTH_REQUEST
+    if (r.byte() !== SSH2_MSG_USERAUTH_REQUEST) return null;
     const user = r.text();
     const service = r.text();
     const method = r.text();
@@ -206,6 +170,18 @@ export function parseUserauthRequest(data: Buffer, keyBlob: Buffer): UserauthReq
   } catch {
     return null;
   }
+}
+
+/**
+ * Is `req` a login to the session this connection last bound (its session id,
+ * and for publickey-hostbound its host key)? Only then is the host chain the
+ * connection bound the destination of the signature; otherwise it is a claim.
+ */
+export function loginMatchesLastBind(state: BindState, req: UserauthRequest | null): boolean {
+  const last = state.binds[state.binds.length - 1];
+  if (!req || !last || state.bindFailed) return false;
+  if (!req.sessionId.equals(last.sessionId)) return false;
+  return req.hostKey === null || req.hostKey.equals(last.hostKey);
 }
 
 /**

@@ -1,16 +1,21 @@
 // The in-memory keyring: identities, their constraints, lifetimes and the lock.
 // It knows nothing of sockets; the server turns requests into calls on it.
 
-import * as crypto from 'node:crypto';
+import type { Constraints, DestinationConstraint } from './constraints';
 import {
   BindState,
-  parseUserauthRequest,
-  DestinationConstraint,
   checkSignDestination,
   identityPermitted,
+  isForwarded,
+  loginMatchesLastBind,
+  parseUserauthRequest,
 } from './destination';
-import { Constraints, Identity } from './protocol';
-import { PrivateKey, sign } from './keys';
+import { LockHash, hashLockPassphrase, lockPassphraseMatches } from './lock-passphrase';
+import type { Identity } from './protocol';
+import { sign } from './signer';
+import { errorMessage } from '../ssh/error';
+import type { PrivateKey } from '../ssh/privatekey';
+import type { AddResult, AgentService } from './service';
 
 export interface Entry {
   key: PrivateKey;
@@ -48,6 +53,12 @@ export interface SignDetails {
   /** The user being logged in as, when the data is a userauth request of a constrained key. */
   user?: string;
   forwarded: boolean;
+  /**
+   * The data is a login to the session last bound on this connection (same
+   * session id, and host key for publickey-hostbound): only then are `hosts`
+   * where the signature goes. Otherwise they are what the connection claimed.
+   */
+  verified: boolean;
 }
 
 /** Asks the user whether an identity may be used; the context says who asked. */
@@ -63,11 +74,20 @@ export type SignResult =
       details?: SignDetails;
     };
 
+/** The outcome of Keyring.add: added (or replaced), or refused and why. */
+export type { AddResult };
+
+const refused = (reason: string): AddResult => ({ ok: false, reason });
+
 /** The connection facts the keyring's policy uses; anything else is the caller's. */
 export type RequestContext = Partial<BindState>;
 
 function bindState(ctx: RequestContext | undefined): BindState {
-  return { binds: ctx?.binds ?? [], bindAttempted: ctx?.bindAttempted ?? false };
+  return {
+    binds: ctx?.binds ?? [],
+    bindAttempted: ctx?.bindAttempted ?? false,
+    bindFailed: ctx?.bindFailed ?? false,
+  };
 }
 
 export interface KeyringOptions<C> {
@@ -89,14 +109,15 @@ export interface KeyringOptions<C> {
 
 /** Locked; `hash` is the lock passphrase's (none: only the vault opens it). */
 interface LockState {
-  hash?: { salt: Buffer; hash: Buffer };
+  hash?: LockHash;
   /** The lock passphrase still being hashed. */
   hashing?: Promise<void>;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-export class Keyring<C extends RequestContext = RequestContext> {
+export class Keyring<C extends RequestContext = RequestContext> implements AgentService<
+  C,
+  SignResult
+> {
   private readonly entries = new Map<string, Entry>();
   /** null = unlocked; otherwise locked, and `hash` (if any) is the lock passphrase's. */
   private lockState: LockState | null = null;
@@ -145,7 +166,7 @@ export class Keyring<C extends RequestContext = RequestContext> {
   }
 
   /**
-   * Add or replace an identity. Returns an error string if it is refused.
+   * Add or replace an identity, or say why it is refused.
    * Re-adding a key keeps its position and takes the new comment and constraints.
    */
   add(
@@ -153,17 +174,17 @@ export class Keyring<C extends RequestContext = RequestContext> {
     comment: Buffer,
     constraints: Constraints,
     opts: { fromVault?: boolean; confirmForwarded?: boolean; ctx?: RequestContext } = {},
-  ): string | null {
-    if (this.locked) return 'agent is locked';
-    if (constraints.maxSign !== undefined) return 'maxsign is only for XMSS keys';
+  ): AddResult {
+    if (this.locked) return refused('agent is locked');
+    if (constraints.maxSign !== undefined) return refused('maxsign is only for XMSS keys');
     const id = key.publicBlob.toString('base64');
     const existing = this.entries.get(id);
     if (existing && !identityPermitted(existing.destinations, bindState(opts.ctx), null).ok)
-      return 'identity not visible to this connection';
+      return refused('identity not visible to this connection');
     const limit = this.opts.maxIdentities ?? 10000;
     this.reap();
     if (!this.entries.has(id) && this.entries.size >= limit)
-      return `identity limit ${limit} reached`;
+      return refused(`identity limit ${limit} reached`);
     const lifetime = constraints.lifetime ?? this.opts.defaultLifetime;
     // Replace in place: Map.set on an existing key keeps its position, as OpenSSH does.
     if (existing?.timer) clearTimeout(existing.timer);
@@ -186,7 +207,7 @@ export class Keyring<C extends RequestContext = RequestContext> {
       this.nextExpiry = Math.min(this.nextExpiry, entry.expiresAt);
     }
     this.entries.set(id, entry);
-    return null;
+    return { ok: true };
   }
 
   remove(blob: Buffer, ctx?: RequestContext): boolean {
@@ -220,12 +241,14 @@ export class Keyring<C extends RequestContext = RequestContext> {
     const entry = this.find(blob);
     if (!entry) return { ok: false, reason: this.locked ? 'locked' : 'unknown-key' };
     const state = bindState(context);
-    const forwarded = state.binds.some((b) => b.forwarded);
+    const forwarded = isForwarded(state);
     const dest = checkSignDestination(entry.destinations, state, blob, data);
     if (!dest.ok) return { ok: false, reason: 'destination', detail: dest.reason, entry };
     // The login user, for prompts and the audit log, when the data is a userauth request.
-    const user = dest.user ?? parseUserauthRequest(data, blob)?.user;
-    const details: SignDetails = { hosts: dest.hosts, user, forwarded };
+    const login = parseUserauthRequest(data, blob);
+    const user = dest.user ?? login?.user;
+    const verified = loginMatchesLastBind(state, login);
+    const details: SignDetails = { hosts: dest.hosts, user, forwarded, verified };
     const mustConfirm =
       entry.confirm || (forwarded && (entry.confirmForwarded || !!this.opts.confirmForwarded));
     if (mustConfirm) {
@@ -238,7 +261,7 @@ export class Keyring<C extends RequestContext = RequestContext> {
     try {
       return { ok: true, signature: await sign(entry.key, data, flags), entry, details };
     } catch (e) {
-      return { ok: false, reason: 'error', detail: (e as Error).message, entry, details };
+      return { ok: false, reason: 'error', detail: errorMessage(e), entry, details };
     }
   }
 
@@ -253,9 +276,8 @@ export class Keyring<C extends RequestContext = RequestContext> {
     const state: LockState = {};
     this.lockState = state;
     this.dropVaultKeys();
-    const salt = crypto.randomBytes(16);
-    state.hashing = hashPassphrase(passphrase, salt).then((hash) => {
-      state.hash = { salt, hash };
+    state.hashing = hashLockPassphrase(passphrase).then((hash) => {
+      state.hash = hash;
     });
     await state.hashing;
     return true;
@@ -263,9 +285,7 @@ export class Keyring<C extends RequestContext = RequestContext> {
 
   /**
    * Unlock with the lock passphrase or, when there is a vault, the vault's
-   * passphrase (which also loads its identities). A wrong passphrase is answered
-   * after a delay that grows with each failure; attempts are serialised, so
-   * parallel connections cannot guess faster.
+   * passphrase (which also loads its identities); wrong ones as in attempt().
    */
   unlock(passphrase: Buffer): Promise<boolean> {
     return this.attempt(async () => {
@@ -273,10 +293,7 @@ export class Keyring<C extends RequestContext = RequestContext> {
       if (!state || passphrase.length === 0) return 'no';
       await state.hashing;
       let ok = false;
-      if (state.hash) {
-        const hash = await hashPassphrase(passphrase, state.hash.salt);
-        ok = crypto.timingSafeEqual(state.hash.hash, hash);
-      }
+      if (state.hash) ok = await lockPassphraseMatches(state.hash, passphrase);
       const fromVault = this.opts.unlocker ? await this.opts.unlocker(passphrase) : null;
       if (!ok && !fromVault) return 'wrong';
       this.lockState = null;
@@ -311,11 +328,11 @@ export class Keyring<C extends RequestContext = RequestContext> {
     for (const [id, e] of this.entries) if (e.fromVault && !keep.has(id)) this.drop(id);
     for (const i of ids) {
       if (this.removedFromVault.has(i.key.publicBlob.toString('base64'))) continue;
-      const err = this.add(i.key, i.comment, i.constraints, {
+      const added = this.add(i.key, i.comment, i.constraints, {
         fromVault: true,
         confirmForwarded: i.confirmForwarded,
       });
-      if (err) this.opts.log?.(`vault key not loaded: ${err}`);
+      if (!added.ok) this.opts.log?.(`vault key not loaded: ${added.reason}`);
     }
   }
 
@@ -330,7 +347,8 @@ export class Keyring<C extends RequestContext = RequestContext> {
       if (outcome === 'yes') this.failedUnlocks = 0;
       if (outcome === 'wrong') {
         this.failedUnlocks = Math.min(this.failedUnlocks + 1, 100);
-        await sleep((this.opts.unlockDelayMs ?? 100) * this.failedUnlocks);
+        const ms = (this.opts.unlockDelayMs ?? 100) * this.failedUnlocks;
+        await new Promise<void>((r) => setTimeout(r, ms));
       }
       return outcome === 'yes';
     });
@@ -388,12 +406,4 @@ export class Keyring<C extends RequestContext = RequestContext> {
     }
     this.nextExpiry = next;
   }
-}
-
-function hashPassphrase(passphrase: Buffer, salt: Buffer): Promise<Buffer> {
-  // Pre-hash: scrypt's HMAC zero-pads short keys, so "pw" and "pw\0" would collide.
-  const pre = crypto.createHash('sha512').update(passphrase).digest();
-  return new Promise((resolve, reject) =>
-    crypto.scrypt(pre, salt, 32, { N: 1 << 14 }, (err, key) => (err ? reject(err) : resolve(key))),
-  );
 }

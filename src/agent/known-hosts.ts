@@ -6,6 +6,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { matchHostname } from '../ssh/pattern';
 
 export interface KnownHost {
   /** Plain patterns, or null for a hashed entry. */
@@ -65,29 +66,14 @@ function hostKey(name: string, port?: number): string {
   return port && port !== 22 ? `[${name}]:${port}` : name;
 }
 
+/** Does a known_hosts entry name `host` (already lowercased, as ssh and ssh-add lowercase it)? */
 function matches(entry: KnownHost, host: string): boolean {
   if (entry.hashed) {
     const h = crypto.createHmac('sha1', entry.hashed.salt).update(host).digest();
     return h.equals(entry.hashed.hash);
   }
-  let hit = false;
-  for (const n of entry.names ?? []) {
-    const negated = n.startsWith('!');
-    const pat = negated ? n.slice(1) : n;
-    const re = new RegExp(
-      '^' +
-        pat
-          .replace(/[.+^${}()|\\]/g, '\\$&')
-          .replace(/\*/g, '.*')
-          .replace(/\?/g, '.') +
-        '$',
-    );
-    if (re.test(host)) {
-      if (negated) return false;
-      hit = true;
-    }
-  }
-  return hit;
+  // hostfile.c: match_hostname() over the entry's comma-separated patterns.
+  return matchHostname(host, (entry.names ?? []).join(',')) === 1;
 }
 
 /** Host keys (and CA keys) known for a host name, as `ssh-add -h` resolves them. */
@@ -96,7 +82,11 @@ export function keysForHost(
   name: string,
   port?: number,
 ): { keyBlob: Buffer; isCA: boolean }[] {
-  const host = hostKey(name, port);
+  // ASCII only, as OpenSSH's lowercase() (tolower in the C locale).
+  const host = hostKey(
+    name.replace(/[A-Z]+/g, (c) => c.toLowerCase()),
+    port,
+  );
   return entries
     .filter((e) => e.marker !== '@revoked' && matches(e, host))
     .map((e) => ({ keyBlob: e.keyBlob, isCA: e.marker === '@cert-authority' }));

@@ -2,9 +2,11 @@
 // decodeRequest never throws: an unknown or malformed message is itself a value,
 // so the server can answer it with FAILURE instead of tearing the connection down.
 
-import { DestinationConstraint, parseDestinationConstraints } from './destination';
-import { PrivateKey, readPrivateKey } from './keys';
+import { Constraints, decodeConstraints, encodeConstraints, hasConstraints } from './constraints';
+import { PrivateKey, readPrivateKey } from '../ssh/privatekey';
 import { WireError, WireReader, WireWriter } from '../ssh/wire';
+
+export { CONSTRAIN, type Constraints } from './constraints';
 
 export const MSG = {
   FAILURE: 5,
@@ -27,24 +29,10 @@ export const MSG = {
   EXTENSION_RESPONSE: 29,
 } as const;
 
-export const CONSTRAIN = { LIFETIME: 1, CONFIRM: 2, MAXSIGN: 3, EXTENSION: 255 } as const;
-
 export const SIGN_FLAG = { RSA_SHA2_256: 2, RSA_SHA2_512: 4 } as const;
 
 /** OpenSSH's limit on one message (AGENT_MAX_LEN). */
 export const MAX_MESSAGE = 256 * 1024;
-
-/** A key constraint extension we understand; anything else makes the add fail. */
-export type ConstraintExtension = { name: 'restrict-destination-v00@openssh.com'; data: Buffer };
-
-export interface Constraints {
-  lifetime?: number; // seconds
-  confirm?: boolean;
-  maxSign?: number;
-  extensions: ConstraintExtension[];
-  /** Parsed from restrict-destination-v00@openssh.com by the decoder. */
-  destinations?: DestinationConstraint[];
-}
 
 export type Request =
   | { type: 'request-identities' }
@@ -72,41 +60,6 @@ export type Response =
   | { type: 'identities'; identities: Identity[] }
   | { type: 'signature'; signature: Buffer }
   | { type: 'extension-response'; name: string; contents: Buffer };
-
-function decodeConstraints(r: WireReader): Constraints {
-  const c: Constraints = { extensions: [] };
-  while (r.remaining > 0) {
-    const code = r.byte();
-    switch (code) {
-      case CONSTRAIN.LIFETIME:
-        if (c.lifetime !== undefined) throw new WireError('lifetime constraint repeated');
-        c.lifetime = r.uint32();
-        break;
-      case CONSTRAIN.CONFIRM:
-        if (c.confirm) throw new WireError('confirm constraint repeated');
-        c.confirm = true;
-        break;
-      case CONSTRAIN.MAXSIGN:
-        if (c.maxSign !== undefined) throw new WireError('maxsign constraint repeated');
-        c.maxSign = r.uint32();
-        break;
-      case CONSTRAIN.EXTENSION: {
-        const name = r.text();
-        if (name !== 'restrict-destination-v00@openssh.com')
-          throw new WireError(`unsupported constraint extension ${JSON.stringify(name)}`);
-        if (c.extensions.some((e) => e.name === name))
-          throw new WireError(`constraint ${name} repeated`);
-        const data = r.string();
-        c.destinations = parseDestinationConstraints(data);
-        c.extensions.push({ name, data });
-        break;
-      }
-      default:
-        throw new WireError(`unknown constraint ${code}`);
-    }
-  }
-  return c;
-}
 
 function decodeBody(code: number, r: WireReader): Request {
   switch (code) {
@@ -219,17 +172,12 @@ export function encodeRequest(req: OutgoingRequest): Buffer {
       w.byte(MSG.SIGN_REQUEST).string(req.keyBlob).string(req.data).uint32(req.flags);
       break;
     case 'add': {
-      const c = req.constraints;
-      const constrained =
-        c.lifetime !== undefined || c.confirm || c.maxSign !== undefined || c.extensions.length > 0;
+      const constrained = hasConstraints(req.constraints);
       w.byte(constrained ? MSG.ADD_ID_CONSTRAINED : MSG.ADD_IDENTITY)
         .string(req.keyType)
         .raw(req.fields)
         .string(req.comment);
-      if (c.lifetime !== undefined) w.byte(CONSTRAIN.LIFETIME).uint32(c.lifetime);
-      if (c.confirm) w.byte(CONSTRAIN.CONFIRM);
-      if (c.maxSign !== undefined) w.byte(CONSTRAIN.MAXSIGN).uint32(c.maxSign);
-      for (const e of c.extensions) w.byte(CONSTRAIN.EXTENSION).string(e.name).string(e.data);
+      encodeConstraints(w, req.constraints);
       break;
     }
     case 'remove':

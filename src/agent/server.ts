@@ -1,13 +1,17 @@
-// The agent's socket server: framing, one request at a time per connection, and
-// one switch from request type to keyring method. Nothing a client sends can
-// throw past a connection; malformed input is answered with FAILURE or a close.
+// The agent's socket server: who may connect, what it knows of each connection,
+// and one switch from request type to the served agent (an AgentService, the
+// Keyring). Framing is framing.ts's. Nothing a client sends can throw past a
+// connection; malformed input is answered with FAILURE or a close.
 
 import * as crypto from 'node:crypto';
 import * as net from 'node:net';
 import { SessionBind } from './destination';
-import { Keyring, SignResult } from './keyring';
-import { verifySignature } from './keys';
-import { MAX_MESSAGE, Request, Response, decodeRequest, encodeResponse } from './protocol';
+import { FrameReply, serveFrames } from './framing';
+import type { SignResult } from './keyring';
+import { MSG, Request, Response, decodeRequest, encodeResponse } from './protocol';
+import type { AgentService } from './service';
+import { errorMessage } from '../ssh/error';
+import { verifySignature } from '../ssh/signature';
 import { WireReader, WireWriter } from '../ssh/wire';
 
 /** What the server knows about the client of one connection. */
@@ -15,6 +19,8 @@ export interface ConnectionContext {
   id: number;
   binds: SessionBind[];
   bindAttempted: boolean;
+  /** A session-bind on this connection failed: it counts as forwarded from then on. */
+  bindFailed?: boolean;
   peer?: { pid: number; uid: number; gid: number };
 }
 
@@ -41,11 +47,19 @@ export interface AgentServerOptions {
   allowedUids?: number[];
   /** tsagent's own extension requests (status, vault unlock), by name. */
   extensions?: Record<string, (contents: Buffer, ctx: ConnectionContext) => Promise<Response>>;
-  /** Called after every sign request, allowed or refused. */
+  /**
+   * Called for every sign request, allowed or refused, before the reply goes
+   * out: no signature leaves without its audit record.
+   */
   onSign?: (event: SignEvent) => void;
+  /** Called after the reply to a sign request is written (the vault's last-use write). */
+  afterSign?: (event: SignEvent) => void;
   /** Looks up the peer of a new connection (SO_PEERCRED), if the platform allows. */
   peerOf?: (socket: net.Socket) => ConnectionContext['peer'];
 }
+
+/** A handled request: its reply, with work to run once the reply is written; or close. */
+type Handled = Response | { reply: Response; after: () => void } | 'close';
 
 /** OpenSSH keeps at most this many session binds per connection (AGENT_MAX_SESSION_IDS). */
 const MAX_BINDS = 16;
@@ -56,14 +70,9 @@ export class AgentServer {
   private readonly sockets = new Set<net.Socket>();
   private nextId = 1;
   private readonly log: Logger;
-  /**
-   * Locks whose passphrase is still being hashed. The keyring is locked from the
-   * start of lock(), but only knows its passphrase once hashed: an UNLOCK that
-   * came meanwhile would be refused, and counted as a wrong guess.
-   */
 
   constructor(
-    readonly keyring: Keyring<ConnectionContext>,
+    readonly keyring: AgentService<ConnectionContext, SignResult>,
     private readonly opts: AgentServerOptions = {},
   ) {
     this.log = opts.log ?? (() => {});
@@ -120,120 +129,86 @@ export class AgentServer {
         socket.destroy();
       });
     }
-
-    let pending: Buffer = Buffer.alloc(0);
-    let busy = false;
-    // Armed while a message is partly received; cleared when nothing is pending.
-    let partial: NodeJS.Timeout | undefined;
-    const watchPartial = () => {
-      const waiting = pending.length > 0 && !busy && !socket.destroyed;
-      if (!waiting) {
-        clearTimeout(partial);
-        partial = undefined;
-      } else if (!partial && this.opts.messageTimeoutMs) {
-        partial = setTimeout(() => {
-          this.log(`connection ${ctx.id}: message not completed in time, closing`);
-          socket.destroy();
-        }, this.opts.messageTimeoutMs);
-      }
-    };
-    const pump = async () => {
-      if (busy) return;
-      busy = true;
-      try {
-        while (!socket.destroyed && pending.length >= 4) {
-          const len = pending.readUInt32BE(0);
-          if (len > MAX_MESSAGE) {
-            this.log(`connection ${ctx.id}: message of ${len} bytes is over the limit, closing`);
-            socket.destroy();
-            return;
-          }
-          if (pending.length < 4 + len) break;
-          const msg = pending.subarray(4, 4 + len);
-          pending = pending.subarray(4 + len);
-          const req = decodeRequest(msg);
-          const reply = await this.handle(req, ctx, socket);
-          // Wipe secrets (private keys, passphrases, a vault passphrase in an
-          // extension) from the request bytes once handled.
-          if (req.type !== 'sign' && req.type !== 'request-identities') msg.fill(0);
-          if (reply === 'close') {
-            socket.destroy();
-            return;
-          }
-          if (!socket.destroyed && !socket.write(encodeResponse(reply))) {
-            // The client is not reading its replies: stop reading its requests until it does.
-            socket.pause();
-            await new Promise<void>((r) => {
-              socket.once('drain', r);
-              socket.once('close', r);
-            });
-            if (!socket.destroyed) socket.resume();
-          }
-        }
-      } catch (e) {
-        this.log(`connection ${ctx.id}: internal error: ${(e as Error).message}`);
-        socket.destroy();
-      } finally {
-        busy = false;
-      }
-      if (!socket.destroyed && socket.isPaused()) socket.resume();
-      watchPartial();
-    };
-
-    socket.on('data', (chunk: Buffer) => {
-      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-      // A client that pipelines requests faster than we answer them is read no
-      // further than one maximal message ahead: memory per connection stays bounded.
-      if (busy && pending.length > MAX_MESSAGE + 8) socket.pause();
-      void pump();
-      watchPartial();
+    serveFrames(socket, (body) => this.message(body, ctx, socket), {
+      messageTimeoutMs: this.opts.messageTimeoutMs,
+      onClose: (reason) => this.log(`connection ${ctx.id}: ${reason}`),
     });
     socket.on('error', () => {});
     socket.on('close', () => {
-      clearTimeout(partial);
       this.sockets.delete(socket);
       this.log(`connection ${ctx.id} closed`);
     });
   }
 
-  /** One switch from request to keyring method. Returns the reply, or 'close'. */
-  private async handle(
-    req: Request,
+  /**
+   * One message, decoded, dispatched and answered. Every error ends here, as
+   * FAILURE: nothing a client sends can throw past its connection.
+   */
+  private async message(
+    body: Buffer,
     ctx: ConnectionContext,
     socket: net.Socket,
-  ): Promise<Response | 'close'> {
-    const kr = this.keyring;
+  ): Promise<FrameReply> {
+    const req = decodeRequest(body);
+    let outcome: Handled;
+    try {
+      outcome = await this.handle(req, ctx, socket);
+    } catch (e) {
+      this.log(`connection ${ctx.id}: internal error: ${errorMessage(e)}`);
+      outcome = { type: 'failure' };
+    } finally {
+      // Wipe secrets (private keys, passphrases, a vault passphrase in an
+      // extension) from the request bytes once handled.
+      if (req.type !== 'sign' && req.type !== 'request-identities') body.fill(0);
+    }
+    if (outcome === 'close') return 'close';
+    if ('reply' in outcome) return { bytes: encodeResponse(outcome.reply), after: outcome.after };
+    return { bytes: encodeResponse(outcome) };
+  }
+
+  /** One switch from request to the served agent's method. Returns the reply, or 'close'. */
+  private async handle(req: Request, ctx: ConnectionContext, socket: net.Socket): Promise<Handled> {
+    const agent = this.keyring;
     const ok = (b: boolean): Response => ({ type: b ? 'success' : 'failure' });
     switch (req.type) {
       case 'request-identities':
-        return { type: 'identities', identities: kr.list(ctx) };
+        return { type: 'identities', identities: agent.list(ctx) };
       case 'sign': {
-        const res = await kr.sign(req.keyBlob, req.data, req.flags, ctx);
+        const res = await agent.sign(req.keyBlob, req.data, req.flags, ctx);
+        const event: SignEvent = { ctx, keyBlob: req.keyBlob, result: res };
         try {
-          this.opts.onSign?.({ ctx, keyBlob: req.keyBlob, result: res });
+          this.opts.onSign?.(event);
         } catch (e) {
-          this.log(`audit failed: ${(e as Error).message}`);
+          this.log(`audit failed: ${errorMessage(e)}`);
         }
-        if (res.ok) return { type: 'signature', signature: res.signature };
+        // Work the reply does not need waits until it is out.
+        const after = () => {
+          try {
+            this.opts.afterSign?.(event);
+          } catch (e) {
+            this.log(`after sign: ${errorMessage(e)}`);
+          }
+        };
+        if (res.ok) return { reply: { type: 'signature', signature: res.signature }, after };
         this.log(
           `connection ${ctx.id}: sign refused: ${res.reason}${res.detail ? ` (${res.detail})` : ''}`,
         );
-        return { type: 'failure' };
+        return { reply: { type: 'failure' }, after };
       }
       case 'add': {
-        const err = kr.add(req.key, req.comment, req.constraints, { ctx });
-        if (err) this.log(`connection ${ctx.id}: add refused: ${err}`);
+        const added = agent.add(req.key, req.comment, req.constraints, { ctx });
+        if (!added.ok) this.log(`connection ${ctx.id}: add refused: ${added.reason}`);
         else this.log(`connection ${ctx.id}: added ${req.key.keyType} key`);
-        return ok(err === null);
+        return ok(added.ok);
       }
       case 'remove':
-        return ok(kr.remove(req.keyBlob, ctx));
+        return ok(agent.remove(req.keyBlob, ctx));
       case 'remove-all':
-        return ok(kr.removeAll());
+        return ok(agent.removeAll(ctx));
       case 'lock':
-        return ok(await kr.lock(req.passphrase));
+        return ok(await agent.lock(req.passphrase));
       case 'unlock': {
-        const done = await kr.unlock(req.passphrase);
+        const done = await agent.unlock(req.passphrase);
         if (!done) this.log(`connection ${ctx.id}: unlock failed`);
         return ok(done);
       }
@@ -247,7 +222,7 @@ export class AgentServer {
         return { type: 'failure' };
       case 'malformed':
         this.log(`connection ${ctx.id}: malformed message type ${req.code}: ${req.reason}`);
-        if (req.code === 22 || req.code === 23) return this.safetyLock(ctx, socket);
+        if (req.code === MSG.LOCK || req.code === MSG.UNLOCK) return this.safetyLock(ctx, socket);
         return { type: 'failure' };
     }
   }
@@ -278,7 +253,7 @@ export class AgentServer {
       this.opts.onOwnerLock?.(secret);
     } catch (e) {
       // Lock all the same: safety first, recovery through the vault passphrase.
-      this.log(`could not store the recovery secret: ${(e as Error).message}`);
+      this.log(`could not store the recovery secret: ${errorMessage(e)}`);
     }
     // The lock takes effect at once (the passphrase hash follows): say so now.
     const locking = this.keyring.lock(secret);
@@ -300,6 +275,7 @@ export class AgentServer {
     }
     if (name === 'session-bind@openssh.com') {
       const err = this.sessionBind(contents, ctx);
+      if (err) ctx.bindFailed = true;
       if (err) this.log(`connection ${ctx.id}: session-bind refused: ${err}`);
       return { type: err ? 'failure' : 'success' };
     }
@@ -310,10 +286,12 @@ export class AgentServer {
       try {
         return await handler(contents, ctx);
       } catch (e) {
-        this.log(`connection ${ctx.id}: ${name} failed: ${(e as Error).message}`);
+        this.log(`connection ${ctx.id}: ${name} failed: ${errorMessage(e)}`);
         return { type: 'extension-failure' };
       }
     }
+    const served = await this.keyring.extension?.(name, contents, ctx);
+    if (served) return served;
     this.log(`connection ${ctx.id}: unsupported extension ${JSON.stringify(name)}`);
     return { type: 'failure' };
   }
@@ -332,7 +310,7 @@ export class AgentServer {
       r.end();
       bind = { hostKey, sessionId, forwarded };
     } catch (e) {
-      return `malformed: ${(e as Error).message}`;
+      return `malformed: ${errorMessage(e)}`;
     }
     if (!verifySignature(bind.hostKey, bind.sessionId, signature)) return 'bad host key signature';
     for (const b of ctx.binds) {

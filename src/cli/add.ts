@@ -3,10 +3,12 @@
 
 import * as fs from 'node:fs';
 import { AgentClient } from '../agent/client';
-import { fingerprint } from '../agent/keys';
+import { fingerprint } from '../ssh/fingerprint';
 import type { Constraints } from '../agent/protocol';
 import type { ImportedKey } from '../vault/keyfile';
-import { agentSocket } from './control';
+import { agentSocket } from '../daemon/paths';
+import { errorMessage } from '../ssh/error';
+import { UsageError } from './errors';
 import { parseLifetime } from './options';
 import { PassphraseReader } from './passphrase';
 
@@ -27,25 +29,25 @@ function parseArgs(argv: string[]): AddOptions {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
-      if (i + 1 >= argv.length) throw new Error(`option ${a} requires an argument`);
+      if (i + 1 >= argv.length) throw new UsageError(`option ${a} requires an argument`);
       return argv[++i];
     };
     if (a === '--save') o.save = true;
     else if (a === '-c') o.confirm = true;
     else if (a === '-t') {
       const t = parseLifetime(value());
-      if (t === null) throw new Error('Invalid lifetime');
+      if (t === null) throw new UsageError('Invalid lifetime');
       o.lifetime = t;
     } else if (a === '--vault') o.vault = value();
     else if (a === '--passphrase-fd') {
       const v = value();
       if (!/^\d+$/.test(v))
-        throw new Error(`--passphrase-fd needs a file descriptor number, not "${v}"`);
+        throw new UsageError(`--passphrase-fd needs a file descriptor number, not "${v}"`);
       o.fd = Number(v);
-    } else if (a.startsWith('-') && a !== '-') throw new Error(`unknown option ${a}`);
+    } else if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option ${a}`);
     else o.files.push(a);
   }
-  if (o.files.length === 0) throw new Error('no key file given');
+  if (o.files.length === 0) throw new UsageError('no key file given');
   return o;
 }
 
@@ -58,7 +60,7 @@ export async function runAdd(argv: string[]): Promise<number> {
   try {
     o = parseArgs(argv);
   } catch (e) {
-    process.stderr.write(`tsagent add: ${(e as Error).message}\n${USAGE}\n`);
+    process.stderr.write(`tsagent add: ${errorMessage(e)}\n${USAGE}\n`);
     return 2;
   }
   const { parseKeyFile, KeyFileError } =
@@ -70,21 +72,21 @@ export async function runAdd(argv: string[]): Promise<number> {
     try {
       data = fs.readFileSync(file);
     } catch (e) {
-      process.stderr.write(`tsagent add: cannot read ${file}: ${(e as Error).message}\n`);
+      process.stderr.write(`tsagent add: cannot read ${file}: ${errorMessage(e)}\n`);
       return 1;
     }
     try {
       keys.push(parseKeyFile(data, { defaultComment: file }));
     } catch (e) {
       if (!(e instanceof KeyFileError) || e.code !== 'NEEDS_PASSPHRASE') {
-        process.stderr.write(`tsagent add: ${file}: ${(e as Error).message}\n`);
+        process.stderr.write(`tsagent add: ${file}: ${errorMessage(e)}\n`);
         return 1;
       }
       const p = await pass.ask(`Enter passphrase for ${file}: `);
       try {
         keys.push(parseKeyFile(data, { defaultComment: file, passphrase: p }));
       } catch (e2) {
-        process.stderr.write(`tsagent add: ${file}: ${(e2 as Error).message}\n`);
+        process.stderr.write(`tsagent add: ${file}: ${errorMessage(e2)}\n`);
         return 1;
       } finally {
         p.fill(0);
@@ -124,8 +126,8 @@ export async function runAdd(argv: string[]): Promise<number> {
     client.close();
   }
   if (o.save) {
-    const { VaultFile, resolveVaultPath } =
-      require('../vault/store') as typeof import('../vault/store');
+    const { VaultFile } = require('../vault/store') as typeof import('../vault/store');
+    const { resolveVaultPath } = require('../vault/paths') as typeof import('../vault/paths');
     const file = new VaultFile(resolveVaultPath(o.vault));
     file.checkIntegrity();
     const p = await pass.ask('Enter passphrase for the vault: ');

@@ -2,23 +2,13 @@
 // agent through its socket, with tsagent's own extension requests.
 
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { AgentClient } from '../agent/client';
-import { fingerprint } from '../agent/keys';
+import { fingerprint } from '../ssh/fingerprint';
 import type { Response } from '../agent/protocol';
-import { defaultAgentDir } from './daemon';
-import type { AgentStatus } from './serve';
-
-export const EXT = {
-  status: 'status@tsagent',
-  lock: 'lock@tsagent',
-  vaultUnlock: 'vault-unlock@tsagent',
-} as const;
-
-/** The agent to talk to: $SSH_AUTH_SOCK, else the default per-user agent. */
-export function agentSocket(env = process.env): string {
-  return env.SSH_AUTH_SOCK || path.join(defaultAgentDir(env), 'agent.sock');
-}
+import { AgentStatus, decodeStatus, EXT } from '../daemon/control-protocol';
+import { agentSocket, recoveryCandidates } from '../daemon/paths';
+import { errorMessage } from '../ssh/error';
+import { CliError } from './errors';
 
 async function connect(): Promise<AgentClient | null> {
   try {
@@ -41,8 +31,11 @@ export async function fetchStatus(
   c: AgentClient,
 ): Promise<AgentStatus | { foreign: true; keys: { fingerprint: string; comment: string }[] }> {
   const r = await extension(c, EXT.status);
-  if (r.type === 'extension-response')
-    return JSON.parse(r.contents.toString('utf8')) as AgentStatus;
+  if (r.type === 'extension-response') {
+    const st = decodeStatus(r.contents);
+    if (!st) throw new CliError(`the agent at ${agentSocket()} sent a malformed status reply`);
+    return st;
+  }
   const ids = await c.request({ type: 'request-identities' });
   const keys =
     ids.type === 'identities'
@@ -60,7 +53,6 @@ function duration(s: number): string {
   return h ? `${h}h${m}m` : m ? `${m}m${s % 60}s` : `${s}s`;
 }
 
-/** Exit codes scripts can use: 0 unlocked with keys, 1 locked or no keys, 2 no agent. */
 /** `-h`/`--help` of the small subcommands: usage on stdout, exit 0. */
 function helpAsked(argv: string[], usage: string): boolean {
   if (!argv.some((a) => a === '-h' || a === '--help')) return false;
@@ -68,6 +60,7 @@ function helpAsked(argv: string[], usage: string): boolean {
   return true;
 }
 
+/** `tsagent status`. Exit codes scripts can use: 0 unlocked with keys, 1 locked or no keys, 2 no agent. */
 export async function runStatus(argv: string[]): Promise<number> {
   if (helpAsked(argv, 'usage: tsagent status [--json]')) return 0;
   const json = argv.includes('--json');
@@ -149,10 +142,9 @@ export async function runLock(argv: string[]): Promise<number> {
   }
 }
 
-/** The owner lock's secret, where serve.ts recoveryPath() puts it: `SOCK.recovery` (-a), else beside the socket. */
+/** The owner lock's secret, where the agent put it (src/daemon/paths.ts recoveryPath). */
 function readRecovery(): Buffer | null {
-  const sock = agentSocket();
-  for (const file of [`${sock}.recovery`, path.join(path.dirname(sock), 'recovery')]) {
+  for (const file of recoveryCandidates(agentSocket())) {
     try {
       const text = fs.readFileSync(file, 'utf8').trim();
       if (text) return Buffer.from(text);
@@ -173,7 +165,7 @@ function unlockFailure(vault: AgentStatus['vault']): string {
     const { VaultFile } = require('../vault/store') as typeof import('../vault/store');
     new VaultFile(vault.path).checkIntegrity();
   } catch (e) {
-    return `cannot open the vault: ${(e as Error).message}`;
+    return `cannot open the vault: ${errorMessage(e)}`;
   }
   return `wrong passphrase for vault ${vault.path}`;
 }

@@ -102,6 +102,61 @@ function checkAgentOptions(opts: string[]): void {
   }
 }
 
+/**
+ * bash/zsh: find the running default agent without starting node. The directory
+ * is the one `defaultAgentDir()` picks ($XDG_RUNTIME_DIR/tsagent when that is an
+ * absolute path that exists, else os.tmpdir()'s tsagent-UID); the socket, the pid
+ * file and the directory must be ours, and the pid a process of ours named tsagent
+ * (the agent sets its process title) that is not a zombie: /proc/PID/stat reads
+ * "PID (tsagent) S…" (proc(5); a killed agent whose parent has not reaped it is Z). Any
+ * doubt leaves __tsagent_pid empty, and the snippet runs tsagent, which decides
+ * as before (probe, replace a stale socket). Builtins only: no process starts.
+ */
+const SH_REUSE = `  __tsagent_dir=\${TMPDIR:-\${TMP:-\${TEMP:-/tmp}}} __tsagent_pid=
+  case $__tsagent_dir in ?*/) __tsagent_dir=\${__tsagent_dir%/} ;; esac
+  __tsagent_dir=$__tsagent_dir/tsagent-$UID
+  case \${XDG_RUNTIME_DIR-} in
+    /*) if [ -e "$XDG_RUNTIME_DIR" ]; then __tsagent_dir=\${XDG_RUNTIME_DIR%/}/tsagent; fi ;;
+  esac
+  if [ -O "$__tsagent_dir" ] && [ -S "$__tsagent_dir/agent.sock" ] &&
+    [ -O "$__tsagent_dir/agent.sock" ] && [ -f "$__tsagent_dir/agent.pid" ] &&
+    [ -O "$__tsagent_dir/agent.pid" ]; then
+    { read -r __tsagent_pid <"$__tsagent_dir/agent.pid"; } 2>/dev/null || __tsagent_pid=
+  fi
+  case $__tsagent_pid in
+    '' | *[!0-9]*) __tsagent_pid= ;;
+    *) { [ -O "/proc/$__tsagent_pid" ] && read -r __tsagent_stat <"/proc/$__tsagent_pid/stat"; } \\
+      2>/dev/null || __tsagent_stat=
+      case $__tsagent_stat in
+        "$__tsagent_pid (tsagent) "[!ZX]*) ;;
+        *) __tsagent_pid= ;;
+      esac ;;
+  esac
+`;
+
+/** fish: the same checks as SH_REUSE (`id -u` runs only without XDG_RUNTIME_DIR). */
+const FISH_REUSE = `    set -l __tsagent_dir
+    if string match -q '/*' -- "$XDG_RUNTIME_DIR"; and test -e "$XDG_RUNTIME_DIR"
+        set __tsagent_dir (string replace -r '/$' '' -- "$XDG_RUNTIME_DIR")/tsagent
+    else
+        set -l __tsagent_tmp (string match -v '' -- "$TMPDIR" "$TMP" "$TEMP") /tmp
+        set __tsagent_dir (string replace -r '(.)/$' '$1' -- $__tsagent_tmp[1])/tsagent-(id -u)
+    end
+    set -l __tsagent_pid
+    if test -O "$__tsagent_dir"; and test -S "$__tsagent_dir/agent.sock"
+        and test -O "$__tsagent_dir/agent.sock"; and test -f "$__tsagent_dir/agent.pid"
+        and test -O "$__tsagent_dir/agent.pid"
+        set __tsagent_pid (string match -r '^[0-9]+$' <"$__tsagent_dir/agent.pid" 2>/dev/null)[1]
+    end
+    if test -n "$__tsagent_pid"; and test -O "/proc/$__tsagent_pid"
+        and test -r "/proc/$__tsagent_pid/stat"
+        string match -qr "^$__tsagent_pid \\(tsagent\\) [^ZX]" <"/proc/$__tsagent_pid/stat" 2>/dev/null
+        or set __tsagent_pid
+    else
+        set __tsagent_pid
+    end
+`;
+
 /** The snippet for one shell. `cmd` is the agent command, `opts` extra agent options. */
 export function snippet(shell: InitShell, cmd: string[], opts: string[] = []): string {
   const head =
@@ -121,11 +176,17 @@ export function snippet(shell: InitShell, cmd: string[], opts: string[] = []): s
       head +
       `if not begin; set -q SSH_CONNECTION; and test -S "$SSH_AUTH_SOCK"; end\n` +
       `    and ${probe}\n` +
-      `    for __tsagent_line in (${run})\n` +
-      `        set -l __tsagent_kv (string match -r '^(SSH_AUTH_SOCK|SSH_AGENT_PID)=([^;]*);' -- $__tsagent_line)\n` +
-      `        and set -gx $__tsagent_kv[2] $__tsagent_kv[3]\n` +
+      FISH_REUSE +
+      `    if test -n "$__tsagent_pid"\n` +
+      `        set -gx SSH_AUTH_SOCK "$__tsagent_dir/agent.sock"\n` +
+      `        set -gx SSH_AGENT_PID $__tsagent_pid\n` +
+      `    else\n` +
+      `        for __tsagent_line in (${run})\n` +
+      `            set -l __tsagent_kv (string match -r '^(SSH_AUTH_SOCK|SSH_AGENT_PID)=([^;]*);' -- $__tsagent_line)\n` +
+      `            and set -gx $__tsagent_kv[2] $__tsagent_kv[3]\n` +
+      `        end\n` +
+      `        set -e __tsagent_line\n` +
       `    end\n` +
-      `    set -e __tsagent_line\n` +
       `end\n`
     );
   }
@@ -138,8 +199,14 @@ export function snippet(shell: InitShell, cmd: string[], opts: string[] = []): s
     head +
     `if ! { [ -n "\${SSH_CONNECTION-}" ] && [ -S "\${SSH_AUTH_SOCK-}" ]; } &&\n` +
     `  ${probe}; then\n` +
-    `  __tsagent_env=$(${run}) && eval "$__tsagent_env" >/dev/null\n` +
-    `  unset __tsagent_env\n` +
+    SH_REUSE +
+    `  if [ -n "$__tsagent_pid" ]; then\n` +
+    `    SSH_AUTH_SOCK=$__tsagent_dir/agent.sock SSH_AGENT_PID=$__tsagent_pid\n` +
+    `    export SSH_AUTH_SOCK SSH_AGENT_PID\n` +
+    `  else\n` +
+    `    __tsagent_env=$(${run}) && eval "$__tsagent_env" >/dev/null\n` +
+    `  fi\n` +
+    `  unset __tsagent_env __tsagent_dir __tsagent_pid __tsagent_stat\n` +
     `fi\n`
   );
 }

@@ -4,9 +4,11 @@
 // --follow, keep printing new records (across rotations) until interrupted.
 
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import type { AuditRecord } from '../agent/audit';
+import { auditLogPath } from '../daemon/paths';
+import { errorMessage } from '../ssh/error';
+import { UsageError } from './errors';
 
 const USAGE = 'usage: tsagent log [--follow] [--json] [--file path]';
 
@@ -17,8 +19,6 @@ interface LogOptions {
   json: boolean;
   file?: string;
 }
-
-class UsageError extends Error {}
 
 function parseArgs(argv: string[]): LogOptions | 'help' {
   const o: LogOptions = { follow: false, json: false };
@@ -35,20 +35,6 @@ function parseArgs(argv: string[]): LogOptions | 'help' {
   }
   if (o.file === '') throw new UsageError('option --file needs a path');
   return o;
-}
-
-/**
- * Where the agent writes its audit log when not told otherwise: $TSAGENT_AUDIT_LOG,
- * else beside the vault ($TSAGENT_VAULT's directory, else $XDG_DATA_HOME/tsagent,
- * else ~/.local/share/tsagent), as the agent decides it (src/cli/daemon.ts).
- */
-export function defaultAuditLogPath(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.TSAGENT_AUDIT_LOG) return path.resolve(env.TSAGENT_AUDIT_LOG);
-  if (env.TSAGENT_VAULT)
-    return path.join(path.dirname(path.resolve(env.TSAGENT_VAULT)), 'audit.log');
-  const xdg = env.XDG_DATA_HOME;
-  const base = xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.local', 'share');
-  return path.join(base, 'tsagent', 'audit.log');
 }
 
 /** Control characters (a hostile key comment, a command line) must not reach the terminal raw. */
@@ -238,11 +224,11 @@ export async function runLog(argv: string[]): Promise<number> {
         'Print the agent audit log: one line per sign request, allowed or refused.\n' +
         '  --follow, -f  keep printing new records until interrupted\n' +
         '  --json        print the raw JSON lines\n' +
-        `  --file path   the log to read (default: ${defaultAuditLogPath()})\n`,
+        `  --file path   the log to read (default: ${auditLogPath()})\n`,
     );
     return 0;
   }
-  const file = o.file ? path.resolve(o.file) : defaultAuditLogPath();
+  const file = o.file ? path.resolve(o.file) : auditLogPath();
   const out = writer();
   // EPIPE also arrives as an 'error' event; the write callback reports it.
   const ignore = () => {};
@@ -274,7 +260,7 @@ export async function runLog(argv: string[]): Promise<number> {
     const err = e as NodeJS.ErrnoException;
     // `tsagent log | head`: the reader went away; that is not an error.
     if (err.code === 'EPIPE') return 0;
-    process.stderr.write(`tsagent log: ${err.message}\n`);
+    process.stderr.write(`tsagent log: ${errorMessage(err)}\n`);
     return 1;
   } finally {
     process.stdout.off('error', ignore);

@@ -2,7 +2,6 @@
 // The `tsagent` command. Modules are loaded only on the path that needs them:
 // `eval "$(tsagent)"` in every new shell must cost little more than starting node.
 
-import type { DaemonConfig } from './daemon';
 import type { AgentOptions } from './options';
 
 /** Subcommands; any other first word is ssh-agent's `command [arg ...]`. */
@@ -20,44 +19,27 @@ function write(s: string): Promise<void> {
   return new Promise((r) => process.stdout.write(s, () => r()));
 }
 
+/** Every error ends here: one line on stderr, the error's exit code (1 if it has none). */
 function fail(e: unknown): number {
-  const msg = e instanceof Error ? e.message : String(e);
-  process.stderr.write(`tsagent: ${msg}\n`);
-  return (e as { exitCode?: number }).exitCode ?? 1;
+  const { errorMessage } = require('../ssh/error') as typeof import('../ssh/error');
+  process.stderr.write(`tsagent: ${errorMessage(e)}\n`);
+  const code = (e as { exitCode?: unknown } | null)?.exitCode;
+  return typeof code === 'number' ? code : 1;
 }
 
-const debugLog = (msg: string) => process.stderr.write(`tsagent[${process.pid}]: ${msg}\n`);
-
-/** The background agent: serve, then tell the starting process (on fd 3) we are ready. */
-async function daemonChild(configJson: string): Promise<void> {
-  const report = (r: object) => {
-    const fs = require('node:fs') as typeof import('node:fs');
-    try {
-      fs.writeSync(3, JSON.stringify(r));
-      fs.closeSync(3);
-    } catch {
-      // The starter went away; keep serving anyway.
-    }
-  };
-  try {
-    const cfg = JSON.parse(configJson) as DaemonConfig;
-    const { serveAgent } = require('./serve') as typeof import('./serve');
-    await serveAgent(cfg, () => {}, ['SIGTERM', 'SIGINT', 'SIGHUP']);
-    report({ ok: true });
-  } catch (e) {
-    report({ ok: false, error: (e as Error).message });
-    process.exit(1);
-  }
+/** -d: every line escaped, so nothing a client sent can forge a line or reach the terminal raw. */
+function debugLog(msg: string): void {
+  const { escapeText } = require('../ssh/escape') as typeof import('../ssh/escape');
+  for (const line of msg.split('\n'))
+    process.stderr.write(`tsagent[${process.pid}]: ${escapeText(line)}\n`);
 }
 
 async function runCommand(o: AgentOptions): Promise<number> {
-  const { freshPaths, daemonConfig } = require('./daemon') as typeof import('./daemon');
-  const { serveAgent } = require('./serve') as typeof import('./serve');
+  const { daemonConfig } = require('../daemon/config') as typeof import('../daemon/config');
+  const { socketPaths } = require('../daemon/paths') as typeof import('../daemon/paths');
+  const { serveAgent } = require('../daemon/serve') as typeof import('../daemon/serve');
   const { spawn } = require('node:child_process') as typeof import('node:child_process');
-  const path = require('node:path') as typeof import('node:path');
-  const paths = o.bindAddress
-    ? { sock: path.resolve(o.bindAddress), removeDir: false }
-    : freshPaths();
+  const paths = socketPaths(o.bindAddress);
   // Like ssh-agent, ignore SIGINT: the command in the foreground handles ^C.
   process.on('SIGINT', () => {});
   const agent = await serveAgent(daemonConfig(o, paths), () => {}, ['SIGTERM', 'SIGHUP']);
@@ -87,51 +69,55 @@ async function runCommand(o: AgentOptions): Promise<number> {
 }
 
 async function runAgent(argv: string[]): Promise<number> {
+  const options = require('./options') as typeof import('./options');
   if (argv[0] === '-h' || argv[0] === '--help') {
-    await write((require('./options') as typeof import('./options')).HELP);
+    await write(options.HELP);
     return 0;
   }
-  const { parseAgentArgs, UsageError, USAGE, envLines, shellSyntax } =
-    require('./options') as typeof import('./options');
+  const { UsageError } = require('./errors') as typeof import('./errors');
   let o: AgentOptions;
   try {
-    o = parseAgentArgs(argv);
+    o = options.parseAgentArgs(argv);
   } catch (e) {
     if (e instanceof UsageError) {
-      process.stderr.write(`tsagent: ${e.message}\n${USAGE}\n`);
+      process.stderr.write(`tsagent: ${e.message}\n${options.USAGE}\n`);
       return 1;
     }
     throw e;
   }
-  const daemon = require('./daemon') as typeof import('./daemon');
+  const syntax = options.shellSyntax(o, process.env);
+  const lifecycle = require('../daemon/lifecycle') as typeof import('../daemon/lifecycle');
   if (o.kill) {
-    await write(daemon.killAgent(o));
+    const pid = lifecycle.killAgent(process.env.SSH_AGENT_PID);
+    await write(options.unsetLines(syntax) + `echo Agent pid ${pid} killed;\n`);
     return 0;
   }
   if (o.command.length > 0) return runCommand(o);
   if (o.foreground || o.debug) {
-    const path = require('node:path') as typeof import('node:path');
-    const { serveAgent } = require('./serve') as typeof import('./serve');
-    const paths = o.bindAddress
-      ? { sock: path.resolve(o.bindAddress), removeDir: false }
-      : daemon.freshPaths();
-    await serveAgent(daemon.daemonConfig(o, paths), o.debug ? debugLog : () => {}, [
+    const { daemonConfig } = require('../daemon/config') as typeof import('../daemon/config');
+    const { socketPaths } = require('../daemon/paths') as typeof import('../daemon/paths');
+    const { serveAgent } = require('../daemon/serve') as typeof import('../daemon/serve');
+    const paths = socketPaths(o.bindAddress);
+    await serveAgent(daemonConfig(o, paths), o.debug ? debugLog : () => {}, [
       'SIGTERM',
       'SIGINT',
       'SIGHUP',
     ]);
-    await write(
-      envLines(shellSyntax(o, process.env), paths.sock) + `echo Agent pid ${process.pid};\n`,
-    );
+    await write(options.envLines(syntax, paths.sock) + `echo Agent pid ${process.pid};\n`);
     return -1; // keep running
   }
-  await write(await daemon.startOrReuse(o, __filename));
+  const { sock, pid } = await lifecycle.startOrReuse(o, __filename);
+  await write(options.envLines(syntax, sock, pid) + `echo Agent pid ${pid};\n`);
   return 0;
 }
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
-  if (argv[0] === '--internal-daemon') return daemonChild(argv[1]);
+  if (argv[0] === '--internal-daemon') {
+    const { runBackgroundAgent } =
+      require('../daemon/lifecycle') as typeof import('../daemon/lifecycle');
+    return runBackgroundAgent();
+  }
   let code: number;
   try {
     const sub = SUBCOMMANDS[argv[0]];

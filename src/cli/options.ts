@@ -1,28 +1,22 @@
 // ssh-agent's command line: getopt without permutation (options stop at the
 // first non-option, as OpenSSH's bundled getopt does), and convtime's lifetimes.
 
-export interface AgentOptions {
+import type { AgentSettings } from '../daemon/config';
+import { UsageError } from './errors';
+
+// init.ts (and older callers) import it from here; it is the one in errors.ts.
+export { UsageError };
+
+/** The agent's settings (what src/daemon runs with), and what only the command line uses. */
+export interface AgentOptions extends AgentSettings {
   shell?: 'sh' | 'csh';
   foreground: boolean; // -D
   debug: boolean; // -d
   kill: boolean; // -k
-  bindAddress?: string; // -a
-  lifetime?: number; // -t, seconds
-  fingerprintHash: 'sha256' | 'md5'; // -E
   allowedProviders?: string; // -P (accepted; PKCS#11 is not supported)
   options: string[]; // -O
-  newAgent: boolean; // --new
-  confirmForwarded: boolean; // --confirm-forwarded
-  vault?: string; // --vault PATH
-  auditLog?: string; // --audit-log PATH
-  lockAfter?: number; // --lock-after LIFE, seconds
-  maxConnections?: number; // --max-connections N
-  idleTimeout?: number; // --idle-timeout LIFE, seconds
-  strict: boolean; // --strict
   command: string[];
 }
-
-export class UsageError extends Error {}
 
 export const USAGE = `usage: tsagent [-c | -s] [-Dd] [-a bind_address] [-E fingerprint_hash]
                [-O option] [-P allowed_providers] [-t life] [--new]
@@ -265,4 +259,10 @@ export function envLines(syntax: 'sh' | 'csh', sock: string, pid?: number): stri
   let s = set('SSH_AUTH_SOCK', sock);
   if (pid !== undefined) s += set('SSH_AGENT_PID', String(pid));
   return s;
+}
+
+/** What `tsagent -k` prints: ssh-agent's unset lines. */
+export function unsetLines(syntax: 'sh' | 'csh'): string {
+  const unset = (k: string) => (syntax === 'csh' ? `unsetenv ${k};\n` : `unset ${k};\n`);
+  return unset('SSH_AUTH_SOCK') + unset('SSH_AGENT_PID');
 }

@@ -4,6 +4,7 @@
 import * as childProcess from 'node:child_process';
 import * as fs from 'node:fs';
 import type * as tty from 'node:tty';
+import { errorMessage } from '../ssh/error';
 
 export class PassphraseError extends Error {}
 
@@ -98,7 +99,7 @@ export class PassphraseReader {
           throw new PassphraseError(
             `--passphrase-fd ${fd}: not an open file descriptor (e.g. --passphrase-fd 3 3< file)`,
           );
-        throw new PassphraseError(`--passphrase-fd ${fd}: ${(err as Error).message}`);
+        throw new PassphraseError(`--passphrase-fd ${fd}: ${errorMessage(err)}`);
       }
       if (n === 0) {
         if (bytes.length === 0)

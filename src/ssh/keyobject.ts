@@ -3,15 +3,10 @@
 // the agent (ADD_IDENTITY) and the vault (stored identities).
 
 import * as crypto from 'node:crypto';
+import { Curve } from './curves';
 import { WireError } from './wire';
 
-/** SSH curve name → JWK curve and field size in bytes. */
-export const EC_CURVES: Record<string, { crv: string; size: number }> = {
-  nistp256: { crv: 'P-256', size: 32 },
-  nistp384: { crv: 'P-384', size: 48 },
-  nistp521: { crv: 'P-521', size: 66 },
-};
-
+/** The RSA sizes accepted anywhere (OpenSSH's SSH_RSA_MINIMUM_MODULUS_SIZE; 16384 as ssh-keygen's maximum). */
 export const RSA_MIN_BITS = 1024;
 export const RSA_MAX_BITS = 16384;
 
@@ -53,8 +48,8 @@ export function ed25519Key(pk: Buffer, sk: Buffer): crypto.KeyObject {
   return key;
 }
 
-export function ecdsaKey(curve: string, q: Buffer, d: Buffer): crypto.KeyObject {
-  const { crv, size } = EC_CURVES[curve];
+export function ecdsaKey(curve: Curve, q: Buffer, d: Buffer): crypto.KeyObject {
+  const { jwk: crv, size } = curve;
   const x = b64u(q.subarray(1, 1 + size));
   const y = b64u(q.subarray(1 + size));
   let key: crypto.KeyObject;
@@ -68,7 +63,7 @@ export function ecdsaKey(curve: string, q: Buffer, d: Buffer): crypto.KeyObject 
   }
   // createPrivateKey keeps the given public point without checking it against d,
   // so derive d·G independently (setPrivateKey also refuses d = 0 and d >= order).
-  const ecdh = crypto.createECDH(EC_OPENSSL_NAMES[crv]);
+  const ecdh = crypto.createECDH(curve.openssl);
   try {
     ecdh.setPrivateKey(padTo(d, size));
   } catch {
@@ -78,12 +73,6 @@ export function ecdsaKey(curve: string, q: Buffer, d: Buffer): crypto.KeyObject 
     throw new WireError('ECDSA private key does not match public');
   return key;
 }
-
-const EC_OPENSSL_NAMES: Record<string, string> = {
-  'P-256': 'prime256v1',
-  'P-384': 'secp384r1',
-  'P-521': 'secp521r1',
-};
 
 function gcd(a: bigint, b: bigint): bigint {
   while (b !== 0n) [a, b] = [b, a % b];

@@ -48,6 +48,7 @@ import {
   VaultKey,
 } from './kdf';
 import { KeyMaterial } from './sshkey';
+import { errorMessage } from '../ssh/error';
 import { WireReader as Reader, WireWriter as Writer } from '../ssh/wire';
 
 export const MAGIC = Buffer.from('TSAGENTV', 'latin1');
@@ -272,7 +273,7 @@ export function decodePayload(plain: Buffer): VaultIdentity[] {
     return out;
   } catch (err) {
     // Only reachable with the right key, i.e. a bug or a forger who knows the passphrase.
-    throw damaged(`payload does not decode: ${(err as Error).message}`);
+    throw damaged(`payload does not decode: ${errorMessage(err)}`);
   }
 }
 

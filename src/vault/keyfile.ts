@@ -1,21 +1,12 @@
 // Private key files -> KeyMaterial. Every format goes through a Node KeyObject
-// (then JWK -> SSH fields in sshkey.ts), so each input type has one exit path.
+// (then its fields -> SSH fields in sshkey.ts), so each input type has one exit path.
 //   OpenSSH "openssh-key-v1" and PuTTY .ppk v2: ssh2's parser (it knows bcrypt-pbkdf
 //     and the PuTTY cipher), then its PEM output into Node.
 //   PEM PKCS#1 / SEC1 / PKCS#8, encrypted or not, and DER: Node's own parser.
 //   PKCS#12 (.p12/.pfx): node-forge, then the PKCS#8 DER into Node.
 import * as crypto from 'node:crypto';
+import { errorMessage } from '../ssh/error';
 import { fromKeyObject, KeyFormatError, KeyMaterial } from './sshkey';
-
-export {
-  authorizedKeysLine,
-  fingerprint,
-  generateKey,
-  keyBits,
-  keyLabel,
-  type GenerateType,
-  type KeyMaterial,
-} from './sshkey';
 
 export type KeyFileErrorCode =
   'NEEDS_PASSPHRASE' | 'WRONG_PASSPHRASE' | 'NOT_A_KEY' | 'UNSUPPORTED';
@@ -78,7 +69,7 @@ export function parseKeyFile(data: Buffer, opts: ParseOptions): ImportedKey {
   } catch (err) {
     if (err instanceof KeyFileError) throw err;
     if (err instanceof KeyFormatError) throw new KeyFileError('UNSUPPORTED', err.message);
-    throw new KeyFileError('NOT_A_KEY', `cannot read the key: ${(err as Error).message}`);
+    throw new KeyFileError('NOT_A_KEY', `cannot read the key: ${errorMessage(err)}`);
   }
 }
 
@@ -169,7 +160,7 @@ function parsePem(block: string, opts: ParseOptions): ImportedKey {
     });
   } catch (err) {
     if (encrypted) throw wrongPassphrase('PEM private key');
-    throw new KeyFileError('NOT_A_KEY', `malformed PEM private key: ${(err as Error).message}`);
+    throw new KeyFileError('NOT_A_KEY', `malformed PEM private key: ${errorMessage(err)}`);
   }
   return fromNode(key, opts.defaultComment, 'pem');
 }
@@ -204,7 +195,7 @@ function parsePkcs12(data: Buffer, opts: ParseOptions): ImportedKey {
   try {
     p12 = forge.pkcs12.pkcs12FromAsn1(asn1, password);
   } catch (err) {
-    const msg = String((err as Error)?.message ?? err);
+    const msg = errorMessage(err);
     if (/password|MAC|decrypt/i.test(msg)) {
       if (!password) throw needsPassphrase('PKCS#12 file');
       throw wrongPassphrase('PKCS#12 file');

@@ -1,7 +1,13 @@
 // SSH key material as the vault stores it: the agent-protocol private fields
-// and the public key blob, converted to and from Node KeyObjects via JWK.
+// and the public key blob. What is the vault's: turning an imported or newly
+// generated Node KeyObject into those fields. Reading them back, bit sizes and
+// fingerprints are src/ssh's (the same code the agent uses).
 import * as crypto from 'node:crypto';
-import { ecdsaKey, ed25519Key, rsaKey } from '../ssh/keyobject';
+import { CURVES, curveByBits, curveByJwk } from '../ssh/curves';
+import { errorMessage } from '../ssh/error';
+import { RSA_MAX_BITS, RSA_MIN_BITS } from '../ssh/keyobject';
+import { readPrivateKey } from '../ssh/privatekey';
+import { parsePublicBlob, publicBits } from '../ssh/publickey';
 import { WireReader as Reader, WireWriter as Writer } from '../ssh/wire';
 
 /**
@@ -21,25 +27,7 @@ export interface KeyMaterial {
 
 export class KeyFormatError extends Error {}
 
-interface Curve {
-  sshName: string; // nistp256 …
-  jwkName: string; // P-256 …
-  nodeName: string; // prime256v1 … (for generateKeyPair)
-  bits: number;
-  coordLen: number;
-}
-
-const CURVES: Curve[] = [
-  { sshName: 'nistp256', jwkName: 'P-256', nodeName: 'prime256v1', bits: 256, coordLen: 32 },
-  { sshName: 'nistp384', jwkName: 'P-384', nodeName: 'secp384r1', bits: 384, coordLen: 48 },
-  { sshName: 'nistp521', jwkName: 'P-521', nodeName: 'secp521r1', bits: 521, coordLen: 66 },
-];
-
-export const SUPPORTED_KEY_TYPES = [
-  'ssh-ed25519',
-  ...CURVES.map((c) => `ecdsa-sha2-${c.sshName}`),
-  'ssh-rsa',
-];
+export const SUPPORTED_KEY_TYPES = ['ssh-ed25519', ...CURVES.map((c) => c.keyType), 'ssh-rsa'];
 
 const unb64u = (s: string | undefined, what: string): Buffer => {
   if (typeof s !== 'string') throw new KeyFormatError(`key is missing its ${what} component`);
@@ -53,16 +41,6 @@ function fixedLength(m: Buffer, len: number): Buffer {
   m = m.subarray(i);
   if (m.length > len) throw new KeyFormatError('EC scalar longer than the curve allows');
   return Buffer.concat([Buffer.alloc(len - m.length), m]);
-}
-
-function curveByJwk(crv: string | undefined): Curve {
-  const c = CURVES.find((x) => x.jwkName === crv);
-  if (!c) throw new KeyFormatError(`unsupported elliptic curve ${crv ?? '(none)'}`);
-  return c;
-}
-
-function curveByKeyType(keyType: string): Curve | undefined {
-  return CURVES.find((c) => `ecdsa-sha2-${c.sshName}` === keyType);
 }
 
 /** Convert a Node private KeyObject (ed25519, P-256/384/521, RSA) to SSH key material. */
@@ -90,16 +68,17 @@ export function fromKeyObject(key: crypto.KeyObject, comment: string): KeyMateri
   }
   if (kind === 'ec') {
     const c = curveByJwk(jwk.crv);
+    if (!c) throw new KeyFormatError(`unsupported elliptic curve ${jwk.crv ?? '(none)'}`);
     const q = Buffer.concat([
       Buffer.of(4),
-      fixedLength(unb64u(jwk.x, 'x'), c.coordLen),
-      fixedLength(unb64u(jwk.y, 'y'), c.coordLen),
+      fixedLength(unb64u(jwk.x, 'x'), c.size),
+      fixedLength(unb64u(jwk.y, 'y'), c.size),
     ]);
-    const keyType = `ecdsa-sha2-${c.sshName}`;
+    const keyType = c.keyType;
     return {
       keyType,
-      privateFields: new Writer().string(c.sshName).string(q).mpint(unb64u(jwk.d, 'd')).toBuffer(),
-      publicBlob: new Writer().string(keyType).string(c.sshName).string(q).toBuffer(),
+      privateFields: new Writer().string(c.ssh).string(q).mpint(unb64u(jwk.d, 'd')).toBuffer(),
+      publicBlob: new Writer().string(keyType).string(c.ssh).string(q).toBuffer(),
       comment,
     };
   }
@@ -127,57 +106,30 @@ export function fromKeyObject(key: crypto.KeyObject, comment: string): KeyMateri
  * private fields are well formed and belong to `publicBlob`.
  */
 export function toPrivateKeyObject(km: KeyMaterial): crypto.KeyObject {
-  let key: crypto.KeyObject;
+  if (!SUPPORTED_KEY_TYPES.includes(km.keyType))
+    throw new KeyFormatError(`unsupported key type ${JSON.stringify(km.keyType)}`);
+  let key;
   try {
     const r = new Reader(km.privateFields);
-    if (km.keyType === 'ssh-ed25519') {
-      const pk = r.string();
-      const sk = r.string();
-      r.end();
-      key = ed25519Key(pk, sk);
-    } else if (curveByKeyType(km.keyType)) {
-      const c = curveByKeyType(km.keyType) as Curve;
-      const curveName = r.text();
-      const q = r.string();
-      const d = r.mpint();
-      r.end();
-      if (curveName !== c.sshName)
-        throw new KeyFormatError(`curve ${curveName} does not match ${km.keyType}`);
-      if (q.length !== 1 + 2 * c.coordLen || q[0] !== 4)
-        throw new KeyFormatError('malformed EC point');
-      key = ecdsaKey(c.sshName, q, d);
-    } else if (km.keyType === 'ssh-rsa') {
-      const [n, e, d, , p, q] = [r.mpint(), r.mpint(), r.mpint(), r.mpint(), r.mpint(), r.mpint()];
-      r.end();
-      key = rsaKey(e, n, d, p, q);
-    } else {
-      throw new KeyFormatError(`unsupported key type ${km.keyType}`);
-    }
+    key = readPrivateKey(r, km.keyType);
+    r.end();
   } catch (err) {
-    if (err instanceof KeyFormatError) throw err;
-    // The shared builders say what is wrong ("… does not match public", "RSA primes …").
-    throw new KeyFormatError(`invalid ${km.keyType} private key: ${(err as Error).message}`);
+    // The shared parser says what is wrong ("… does not match public", "RSA primes …").
+    throw new KeyFormatError(`invalid ${km.keyType} private key: ${errorMessage(err)}`);
   }
-  // Re-deriving the public blob proves the private half matches the public one.
-  const again = fromKeyObject(key, km.comment);
-  if (!again.publicBlob.equals(km.publicBlob))
+  // The public blob rebuilt from the private fields must be the one stored with them.
+  if (!key.publicBlob.equals(km.publicBlob))
     throw new KeyFormatError(`the ${km.keyType} private key does not match its public key`);
-  return key;
+  return key.keyObject;
 }
 
-/** Key size in bits as ssh-keygen -l reports it. */
+/** Key size in bits as ssh-keygen -l reports it (0 for a blob that cannot be read). */
 export function keyBits(km: Pick<KeyMaterial, 'keyType' | 'publicBlob'>): number {
-  if (km.keyType === 'ssh-ed25519') return 256;
-  const c = curveByKeyType(km.keyType);
-  if (c) return c.bits;
-  if (km.keyType === 'ssh-rsa') {
-    const r = new Reader(km.publicBlob);
-    r.string();
-    r.mpint();
-    const n = r.mpint();
-    return n.length === 0 ? 0 : (n.length - 1) * 8 + (32 - Math.clz32(n[0]));
+  try {
+    return publicBits(parsePublicBlob(km.publicBlob).parts);
+  } catch {
+    return 0;
   }
-  return 0;
 }
 
 /** ssh-keygen -l's label for the algorithm: ED25519, ECDSA, RSA. */
@@ -186,13 +138,6 @@ export function keyLabel(keyType: string): string {
   if (keyType.startsWith('ecdsa-')) return 'ECDSA';
   if (keyType === 'ssh-rsa') return 'RSA';
   return keyType.toUpperCase();
-}
-
-/** `SHA256:` + unpadded base64 of sha256(publicBlob), as ssh-keygen -l prints it. */
-export function fingerprint(publicBlob: Buffer): string {
-  return (
-    'SHA256:' + crypto.createHash('sha256').update(publicBlob).digest('base64').replace(/=+$/, '')
-  );
 }
 
 /** One authorized_keys line: `type base64 [comment]`. */
@@ -205,8 +150,6 @@ export function authorizedKeysLine(
 
 export type GenerateType = 'ed25519' | 'ecdsa' | 'rsa';
 
-export const RSA_MIN_BITS = 1024;
-export const RSA_MAX_BITS = 16384;
 export const RSA_DEFAULT_BITS = 3072;
 
 /** Check -b for -t and return the effective size (ssh-keygen's defaults and limits). */
@@ -218,7 +161,7 @@ export function checkGenerateBits(type: GenerateType, bits?: number): number {
   }
   if (type === 'ecdsa') {
     const b = bits ?? 256;
-    if (!CURVES.some((c) => c.bits === b))
+    if (!curveByBits(b))
       throw new KeyFormatError(`ecdsa keys are 256, 384 or 521 bits, not ${b}: use -b 256|384|521`);
     return b;
   }
@@ -240,16 +183,12 @@ export async function generateKey(
   comment: string,
 ): Promise<KeyMaterial> {
   const size = checkGenerateBits(type, bits);
+  const curve = type === 'ecdsa' ? curveByBits(size) : undefined;
   const { privateKey } = await new Promise<crypto.KeyPairKeyObjectResult>((resolve, reject) => {
     const done = (err: Error | null, publicKey: crypto.KeyObject, privateKey: crypto.KeyObject) =>
       err ? reject(err) : resolve({ publicKey, privateKey });
     if (type === 'ed25519') crypto.generateKeyPair('ed25519', {}, done);
-    else if (type === 'ecdsa')
-      crypto.generateKeyPair(
-        'ec',
-        { namedCurve: CURVES.find((c) => c.bits === size)!.nodeName },
-        done,
-      );
+    else if (curve) crypto.generateKeyPair('ec', { namedCurve: curve.openssl }, done);
     else crypto.generateKeyPair('rsa', { modulusLength: size, publicExponent: 65537 }, done);
   });
   return fromKeyObject(privateKey, comment);

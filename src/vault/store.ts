@@ -1,10 +1,9 @@
-// The vault on disk: where it lives, who may read it, and how it is replaced.
+// The vault on disk: one file, who may read it, and how it is replaced.
 // Writes are atomic and durable (temp file in the same directory, fsync,
 // rename over, fsync the directory), so a crash at any point leaves either the
 // old or the new vault; the previous version is kept as <vault>.bak.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   newVaultKey,
@@ -15,140 +14,27 @@ import {
   VaultError,
   VaultIdentity,
 } from './format';
-import { KdfParams, VaultKey, wipeVaultKey } from './kdf';
-import { fingerprint, KeyMaterial } from './sshkey';
+import {
+  checkPrivate,
+  currentUid,
+  describeFsError,
+  errnoCode,
+  processAlive,
+  realFs,
+  VaultFs,
+} from './filesystem';
+import { KdfParams, VaultKey } from './kdf';
+import { SealedVaultFile, UnlockedVault } from './unlocked';
 
 /** Far above any real vault (a few KiB per key); a bigger file is not one. */
 const MAX_VAULT_BYTES = 64 * 1024 * 1024;
-
-/** The fs calls the store makes, injectable so tests can simulate a full disk or a failing fsync. */
-export interface VaultFs {
-  openSync: typeof fs.openSync;
-  writeSync: (fd: number, buf: Buffer, off: number, len: number) => number;
-  fsyncSync: typeof fs.fsyncSync;
-  closeSync: typeof fs.closeSync;
-  fstatSync: (fd: number) => fs.Stats;
-  statSync: (p: string) => fs.Stats;
-  readSync: (fd: number, buf: Buffer, off: number, len: number, pos: number | null) => number;
-  renameSync: typeof fs.renameSync;
-  linkSync: typeof fs.linkSync;
-  unlinkSync: typeof fs.unlinkSync;
-  readdirSync: (p: string) => string[];
-  mkdirSync: (p: string, opts: { recursive?: boolean; mode?: number }) => unknown;
-}
-
-const realFs: VaultFs = {
-  openSync: fs.openSync,
-  writeSync: (fd, buf, off, len) => fs.writeSync(fd, buf, off, len),
-  fsyncSync: fs.fsyncSync,
-  closeSync: fs.closeSync,
-  fstatSync: (fd) => fs.fstatSync(fd),
-  statSync: (p) => fs.statSync(p),
-  readSync: (fd, buf, off, len, pos) => fs.readSync(fd, buf, off, len, pos),
-  renameSync: fs.renameSync,
-  linkSync: fs.linkSync,
-  unlinkSync: fs.unlinkSync,
-  readdirSync: (p) => fs.readdirSync(p),
-  mkdirSync: (p, opts) => fs.mkdirSync(p, opts),
-};
-
-/** `$XDG_DATA_HOME/tsagent/vault`, else `~/.local/share/tsagent/vault`. */
-export function defaultVaultPath(
-  env: NodeJS.ProcessEnv = process.env,
-  home = os.homedir(),
-): string {
-  // The XDG spec says to ignore a relative XDG_DATA_HOME.
-  const xdg = env.XDG_DATA_HOME;
-  const base = xdg && path.isAbsolute(xdg) ? xdg : path.join(home, '.local', 'share');
-  return path.join(base, 'tsagent', 'vault');
-}
-
-/** An explicit --vault path, else TSAGENT_VAULT, else the default. */
-export function resolveVaultPath(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
-  const chosen = explicit || env.TSAGENT_VAULT || defaultVaultPath(env);
-  return path.resolve(chosen);
-}
-
-function errnoCode(err: unknown): string | undefined {
-  return (err as NodeJS.ErrnoException)?.code;
-}
-
-/** A human reason for an fs error, with the errno name for searching. */
-function describeFsError(err: unknown): string {
-  const code = errnoCode(err);
-  const known: Record<string, string> = {
-    ENOSPC: 'no space left on device',
-    EDQUOT: 'disk quota exceeded',
-    EROFS: 'read-only file system',
-    EACCES: 'permission denied',
-    EPERM: 'operation not permitted',
-    EIO: 'input/output error',
-    ENOENT: 'no such file or directory',
-  };
-  if (code && known[code]) return `${known[code]} (${code})`;
-  return (err as Error)?.message ?? String(err);
-}
-
-/** "readable by group and others, writable by others" for the bits StrictModes forbids. */
-function describeLooseMode(mode: number): string {
-  const who = (g: number, o: number) =>
-    [mode & g ? 'group' : '', mode & o ? 'others' : ''].filter(Boolean).join(' and ');
-  const parts: string[] = [];
-  if (mode & 0o044) parts.push(`readable by ${who(0o040, 0o004)}`);
-  if (mode & 0o022) parts.push(`writable by ${who(0o020, 0o002)}`);
-  return parts.join(', ');
-}
-
-const octal = (mode: number) => (mode & 0o7777).toString(8).padStart(4, '0');
-
-/**
- * sshd StrictModes for the vault and its directory: owned by us, not readable
- * or writable by group/others (execute alone is allowed on the directory).
- */
-export function checkPrivate(
-  p: string,
-  st: fs.Stats,
-  kind: 'vault' | 'vault directory',
-  uid: number,
-): void {
-  if (kind === 'vault' && !st.isFile())
-    throw new VaultError('PERMISSIONS', `vault ${p} is not a regular file`);
-  if (kind === 'vault directory' && !st.isDirectory())
-    throw new VaultError('PERMISSIONS', `vault directory ${p} is not a directory`);
-  if (st.uid !== uid) {
-    const me = safeUserName() ?? String(uid);
-    throw new VaultError(
-      'PERMISSIONS',
-      `${kind} ${p} is owned by uid ${st.uid}, not by you (uid ${uid}): run chown ${me} ${p}`,
-    );
-  }
-  if (st.mode & 0o066) {
-    const fix = kind === 'vault' ? `chmod 600 ${p}` : `chmod 700 ${p}`;
-    throw new VaultError(
-      'PERMISSIONS',
-      `${kind} ${p} is ${describeLooseMode(st.mode)} (mode ${octal(st.mode)}): run ${fix}`,
-    );
-  }
-}
-
-function safeUserName(): string | undefined {
-  try {
-    return os.userInfo().username;
-  } catch {
-    return undefined;
-  }
-}
-
-function currentUid(): number {
-  return typeof process.getuid === 'function' ? process.getuid() : 0;
-}
 
 export interface VaultFileOptions {
   fs?: Partial<VaultFs>;
 }
 
 /** One vault file. Holds no secrets; unlock() returns an UnlockedVault that does. */
-export class VaultFile {
+export class VaultFile implements SealedVaultFile {
   readonly path: string;
   readonly dir: string;
   readonly backupPath: string;
@@ -283,8 +169,13 @@ export class VaultFile {
   /** Re-read with a key already derived (an unlocked agent noticing a change on disk). */
   openWithKey(key: VaultKey, p: string = this.path): UnlockedVault {
     const bytes = this.readBytes(p);
+    return new UnlockedVault(this, this.decrypt(bytes, key, p), key, bytes);
+  }
+
+  /** Decrypt sealed bytes of this file with a key already derived. */
+  decrypt(bytes: Buffer, key: VaultKey, p: string = this.path): VaultIdentity[] {
     try {
-      return new UnlockedVault(this, openVault(parseVault(bytes), key), key, bytes);
+      return openVault(parseVault(bytes), key);
     } catch (err) {
       throw this.explain(err, p);
     }
@@ -434,227 +325,5 @@ export class VaultFile {
       if (pid === process.pid || processAlive(pid)) continue;
       this.unlinkQuietly(path.join(this.dir, name));
     }
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errnoCode(err) === 'EPERM';
-  }
-}
-
-/** Resolve a NAME: exact fingerprint, exact comment, or a unique fingerprint prefix. */
-export function findIdentity(
-  identities: readonly VaultIdentity[],
-  name: string,
-  where = 'the vault',
-): VaultIdentity {
-  const fps = identities.map((id) => fingerprint(id.publicBlob));
-  const ambiguous = (hits: number[]) =>
-    new VaultError(
-      'INVALID',
-      `"${name}" matches ${hits.length} keys in ${where} (${hits.map((i) => fps[i]).join(', ')}): name one by its fingerprint`,
-    );
-  const byFp = fps.findIndex((fp) => fp === name);
-  if (byFp >= 0) return identities[byFp];
-  const byComment = identities.flatMap((id, i) => (id.comment === name ? [i] : []));
-  if (byComment.length === 1) return identities[byComment[0]];
-  if (byComment.length > 1) throw ambiguous(byComment);
-  const bare = name.startsWith('SHA256:') ? name.slice(7) : name;
-  if (bare.length >= 4) {
-    const byPrefix = fps.flatMap((fp, i) => (fp.slice(7).startsWith(bare) ? [i] : []));
-    if (byPrefix.length === 1) return identities[byPrefix[0]];
-    if (byPrefix.length > 1) throw ambiguous(byPrefix);
-  }
-  throw new VaultError(
-    'NOT_FOUND',
-    `no key named "${name}" in ${where}: give its comment or fingerprint as "tsagent vault list" shows them`,
-  );
-}
-
-export interface IdentityDefaults {
-  confirm?: boolean;
-  confirmForwarded?: boolean;
-  /** Destination constraints to add; null clears them all. */
-  allow?: string[] | null;
-  /** Clear the constraints first, then add `allow` (replace the list). */
-  clearAllow?: boolean;
-  /** Seconds; null clears it. */
-  lifetime?: number | null;
-}
-
-const nowSeconds = () => Math.floor(Date.now() / 1000);
-
-function checkComment(comment: string): void {
-  if (!comment.trim() || /[\r\n]/.test(comment))
-    throw new VaultError(
-      'INVALID',
-      `invalid key name ${JSON.stringify(comment)}: use a non-empty single line`,
-    );
-}
-
-/**
- * A decrypted vault and the key that opened it. Every mutation writes the
- * vault at once (atomically) and only then updates this object, so a failed
- * write leaves both the file and this object as they were.
- */
-export class UnlockedVault {
-  constructor(
-    readonly file: VaultFile,
-    private current: VaultIdentity[],
-    private vaultKey: VaultKey,
-    private sealedBytes: Buffer,
-  ) {}
-
-  get identities(): readonly VaultIdentity[] {
-    return this.current;
-  }
-
-  /** Does the file still hold exactly what this object last read or wrote? */
-  isCurrent(): boolean {
-    try {
-      return fs.readFileSync(this.file.path).equals(this.sealedBytes);
-    } catch {
-      return false;
-    }
-  }
-
-  get key(): VaultKey {
-    return this.vaultKey;
-  }
-
-  get kdf(): KdfParams {
-    return { ...this.vaultKey.kdf };
-  }
-
-  find(name: string): VaultIdentity {
-    return findIdentity(this.current, name, `vault ${this.file.path}`);
-  }
-
-  /** Seal `next` with the current key and replace the file. */
-  commit(next: VaultIdentity[]): void {
-    const bytes = sealVault(next, this.vaultKey);
-    this.file.write(bytes, this.sealedBytes);
-    this.sealedBytes = bytes;
-    this.current = next;
-  }
-
-  /** Pick up changes another process wrote (same passphrase), without asking for it again. */
-  reload(): void {
-    const fresh = this.file.openWithKey(this.vaultKey);
-    this.current = [...fresh.identities];
-    this.sealedBytes = fresh.sealedBytes;
-  }
-
-  /** Add keys; those already present (same public key) are skipped and reported. */
-  add(
-    keys: readonly KeyMaterial[],
-    defaults: IdentityDefaults = {},
-  ): { added: VaultIdentity[]; skipped: { key: KeyMaterial; existing: VaultIdentity }[] } {
-    const next = [...this.current];
-    const added: VaultIdentity[] = [];
-    const skipped: { key: KeyMaterial; existing: VaultIdentity }[] = [];
-    for (const k of keys) {
-      const existing = next.find((id) => id.publicBlob.equals(k.publicBlob));
-      if (existing) {
-        skipped.push({ key: k, existing });
-        continue;
-      }
-      const id: VaultIdentity = {
-        keyType: k.keyType,
-        privateFields: Buffer.from(k.privateFields),
-        publicBlob: Buffer.from(k.publicBlob),
-        comment: k.comment,
-        created: nowSeconds(),
-      };
-      applyDefaults(id, defaults);
-      next.push(id);
-      added.push(id);
-    }
-    if (added.length) this.commit(next);
-    return { added, skipped };
-  }
-
-  remove(name: string): VaultIdentity {
-    const victim = this.find(name);
-    this.commit(this.current.filter((id) => id !== victim));
-    return victim;
-  }
-
-  rename(name: string, newComment: string): VaultIdentity {
-    checkComment(newComment);
-    const target = this.find(name);
-    const clash = this.current.find((id) => id !== target && id.comment === newComment);
-    if (clash)
-      throw new VaultError(
-        'INVALID',
-        `another key (${fingerprint(clash.publicBlob)}) is already named "${newComment}": choose another name`,
-      );
-    const renamed = { ...target, comment: newComment };
-    this.commit(this.current.map((id) => (id === target ? renamed : id)));
-    return renamed;
-  }
-
-  /** Change per-key defaults (confirm, lifetime). */
-  update(name: string, changes: IdentityDefaults): VaultIdentity {
-    const target = this.find(name);
-    const changed = { ...target };
-    applyDefaults(changed, changes);
-    this.commit(this.current.map((id) => (id === target ? changed : id)));
-    return changed;
-  }
-
-  /** Record that the agent used a key (for `list`). */
-  touch(publicBlob: Buffer, when = nowSeconds()): void {
-    this.commit(
-      this.current.map((id) => (id.publicBlob.equals(publicBlob) ? { ...id, lastUsed: when } : id)),
-    );
-  }
-
-  /** Re-encrypt under a new passphrase and/or KDF parameters, with a fresh salt. */
-  async changePassphrase(newPassphrase: Buffer, kdf: KdfParams = this.vaultKey.kdf): Promise<void> {
-    const key = await newVaultKey(newPassphrase, kdf);
-    const bytes = sealVault(this.current, key);
-    try {
-      this.file.write(bytes, this.sealedBytes);
-    } catch (err) {
-      wipeVaultKey(key);
-      throw err;
-    }
-    wipeVaultKey(this.vaultKey);
-    this.vaultKey = key;
-    this.sealedBytes = bytes;
-  }
-
-  /** Drop the decrypted material (overwriting the buffers Node lets us reach). */
-  lock(): void {
-    for (const id of this.current) id.privateFields.fill(0);
-    this.current = [];
-    wipeVaultKey(this.vaultKey);
-  }
-}
-
-function applyDefaults(id: VaultIdentity, d: IdentityDefaults): void {
-  if (d.confirm !== undefined) {
-    if (d.confirm) id.confirm = true;
-    else delete id.confirm;
-  }
-  if (d.confirmForwarded !== undefined) {
-    if (d.confirmForwarded) id.confirmForwarded = true;
-    else delete id.confirmForwarded;
-  }
-  if (d.allow === null || d.clearAllow) delete id.allow;
-  if (d.allow?.length) id.allow = [...new Set([...(id.allow ?? []), ...d.allow])];
-  if (d.lifetime === null) delete id.lifetime;
-  else if (d.lifetime !== undefined) {
-    if (!Number.isInteger(d.lifetime) || d.lifetime <= 0)
-      throw new VaultError(
-        'INVALID',
-        `lifetime must be a positive number of seconds, not ${d.lifetime}`,
-      );
-    id.lifetime = d.lifetime;
   }
 }

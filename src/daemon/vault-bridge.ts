@@ -7,11 +7,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { destinationsFromSpecs } from '../agent/destination';
 import type { NewIdentity } from '../agent/keyring';
-import { keysForHost, readKnownHosts } from '../agent/known-hosts';
-import { readPrivateKey } from '../agent/keys';
+import { keysForHost } from '../agent/known-hosts';
+import { readPrivateKey } from '../ssh/privatekey';
+import { errorMessage } from '../ssh/error';
 import { WireReader } from '../ssh/wire';
-import type { UnlockedVault, VaultFile } from '../vault/store';
+import type { VaultFile } from '../vault/store';
+import type { UnlockedVault } from '../vault/unlocked';
 import type { VaultIdentity } from '../vault/format';
+import { KnownHostsCache } from './known-hosts-cache';
 
 /** How often the agent writes `lastUsed` back to the vault, at most, per key. */
 const TOUCH_INTERVAL_MS = 60_000;
@@ -37,6 +40,8 @@ export class VaultBridge {
     private readonly onChange: (ids: NewIdentity[]) => void,
     /** The agent's default lifetime (-t), for keys without their own, in seconds. */
     private readonly defaultLifetime?: number,
+    /** Where --allow hosts are looked up. */
+    private readonly knownHosts: KnownHostsCache = new KnownHostsCache(),
   ) {}
 
   private vaultFile(): VaultFile {
@@ -72,7 +77,7 @@ export class VaultBridge {
       this.log(
         code === 'WRONG_PASSPHRASE'
           ? `vault ${this.vaultPath}: the passphrase given does not open it`
-          : `vault ${this.vaultPath}: ${(e as Error).message}`,
+          : `vault ${this.vaultPath}: ${errorMessage(e)}`,
       );
       return null;
     }
@@ -89,22 +94,29 @@ export class VaultBridge {
     this.servedSince.clear();
   }
 
-  /** Note that a key was used; written to the vault at most once a minute per key. */
+  /**
+   * Note that a key was used; written to the vault at most once a minute per
+   * key, after the current event (the signature reply) is done: never before it.
+   */
   touch(publicBlob: Buffer): void {
-    if (!this.open || !this.open.identities.some((i) => i.publicBlob.equals(publicBlob))) return;
+    const open = this.open;
+    if (!open || !open.identities.some((i) => i.publicBlob.equals(publicBlob))) return;
     const id = publicBlob.toString('base64');
     const now = Date.now();
     if (now - (this.touched.get(id) ?? 0) < TOUCH_INTERVAL_MS) return;
     this.touched.set(id, now);
-    try {
-      this.open.touch(publicBlob);
-    } catch (e) {
-      this.log(`could not record key use in the vault: ${(e as Error).message}`);
-    }
+    setImmediate(() => {
+      if (this.open !== open) return; // locked (or re-opened) meanwhile
+      try {
+        open.touch(publicBlob);
+      } catch (e) {
+        this.log(`could not record key use in the vault: ${errorMessage(e)}`);
+      }
+    });
   }
 
   private identities(list: readonly VaultIdentity[]): NewIdentity[] {
-    const known = list.some((i) => i.allow?.length) ? readKnownHosts() : [];
+    const known = list.some((i) => i.allow?.length) ? this.knownHosts.get() : [];
     const out: NewIdentity[] = [];
     const now = Date.now();
     for (const vi of list) {
@@ -133,7 +145,7 @@ export class VaultBridge {
           confirmForwarded: vi.confirmForwarded === true,
         });
       } catch (e) {
-        this.log(`vault key "${vi.comment}" not loaded: ${(e as Error).message}`);
+        this.log(`vault key "${vi.comment}" not loaded: ${errorMessage(e)}`);
       }
     }
     return out;
@@ -155,7 +167,7 @@ export class VaultBridge {
       });
       this.watcher.on('error', () => undefined);
     } catch (e) {
-      this.log(`cannot watch ${dir}: ${(e as Error).message}`);
+      this.log(`cannot watch ${dir}: ${errorMessage(e)}`);
     }
     // A host added to known_hosts (its first connection) makes --allow hops naming it usable.
     let khTimer: NodeJS.Timeout | null = null;
@@ -164,6 +176,8 @@ export class VaultBridge {
         if (name !== 'known_hosts' || khTimer) return;
         khTimer = setTimeout(() => {
           khTimer = null;
+          // Events come for any write in ~/.ssh; only a changed known_hosts matters.
+          if (!this.knownHosts.changed()) return;
           if (this.open?.identities.some((i) => i.allow?.length))
             this.onChange(this.identities(this.open.identities));
         }, 50);
@@ -184,7 +198,7 @@ export class VaultBridge {
       this.onChange(this.identities(this.open.identities));
     } catch (e) {
       // The passphrase changed, or the file went away: forget the vault until unlocked again.
-      this.log(`vault ${this.vaultPath} changed and cannot be re-read: ${(e as Error).message}`);
+      this.log(`vault ${this.vaultPath} changed and cannot be re-read: ${errorMessage(e)}`);
       this.forget();
       this.onChange([]);
     }

@@ -1,0 +1,123 @@
+// The codec of key constraints in SSH_AGENTC_ADD_ID_CONSTRAINED (PROTOCOL.agent
+// §"Key constraints"), including restrict-destination-v00@openssh.com, as
+// ssh-agent.c's parse_key_constraints / parse_dest_constraint read them. The
+// policy that applies destination constraints is destination.ts.
+
+import { WireError, WireReader, WireWriter } from '../ssh/wire';
+
+export const CONSTRAIN = { LIFETIME: 1, CONFIRM: 2, MAXSIGN: 3, EXTENSION: 255 } as const;
+
+export const RESTRICT_DESTINATION = 'restrict-destination-v00@openssh.com';
+
+/** A key constraint extension we understand; anything else makes the add fail. */
+export type ConstraintExtension = { name: typeof RESTRICT_DESTINATION; data: Buffer };
+
+export interface KeySpec {
+  key: Buffer;
+  isCA: boolean;
+}
+
+export interface Hop {
+  user: string | null;
+  hostname: string | null;
+  keys: KeySpec[];
+}
+
+export interface DestinationConstraint {
+  from: Hop;
+  to: Hop;
+}
+
+export interface Constraints {
+  lifetime?: number; // seconds
+  confirm?: boolean;
+  maxSign?: number;
+  extensions: ConstraintExtension[];
+  /** Parsed from restrict-destination-v00@openssh.com by the decoder. */
+  destinations?: DestinationConstraint[];
+}
+
+/** OpenSSH's AGENT_MAX_DEST_CONSTRAINTS. */
+const MAX_CONSTRAINTS = 1024;
+
+function readHop(b: Buffer): Hop {
+  const r = new WireReader(b);
+  const user = r.text();
+  const hostname = r.text();
+  if (r.string().length !== 0) throw new WireError('unsupported hop extensions');
+  const keys: KeySpec[] = [];
+  while (r.remaining > 0) keys.push({ key: Buffer.from(r.string()), isCA: r.byte() !== 0 });
+  return { user: user || null, hostname: hostname || null, keys };
+}
+
+/** Parse the data of a restrict-destination-v00@openssh.com constraint (after its name). */
+export function parseDestinationConstraints(data: Buffer): DestinationConstraint[] {
+  const outer = new WireReader(data);
+  const out: DestinationConstraint[] = [];
+  while (outer.remaining > 0) {
+    if (out.length >= MAX_CONSTRAINTS) throw new WireError('too many destination constraints');
+    const r = new WireReader(outer.string());
+    const from = readHop(r.string());
+    const to = readHop(r.string());
+    if (r.string().length !== 0) throw new WireError('unsupported constraint extensions');
+    r.end();
+    if ((from.hostname === null) !== (from.keys.length === 0) || from.user !== null)
+      throw new WireError('inconsistent "from" specification');
+    if (to.hostname === null || to.keys.length === 0)
+      throw new WireError('incomplete "to" specification');
+    out.push({ from, to });
+  }
+  return out;
+}
+
+/** Read the constraints that follow the comment of ADD_ID_CONSTRAINED. Throws WireError. */
+export function decodeConstraints(r: WireReader): Constraints {
+  const c: Constraints = { extensions: [] };
+  while (r.remaining > 0) {
+    const code = r.byte();
+    switch (code) {
+      case CONSTRAIN.LIFETIME:
+        if (c.lifetime !== undefined) throw new WireError('lifetime constraint repeated');
+        c.lifetime = r.uint32();
+        break;
+      case CONSTRAIN.CONFIRM:
+        if (c.confirm) throw new WireError('confirm constraint repeated');
+        c.confirm = true;
+        break;
+      case CONSTRAIN.MAXSIGN:
+        if (c.maxSign !== undefined) throw new WireError('maxsign constraint repeated');
+        c.maxSign = r.uint32();
+        break;
+      case CONSTRAIN.EXTENSION: {
+        const name = r.text();
+        if (name !== RESTRICT_DESTINATION)
+          throw new WireError(`unsupported constraint extension ${JSON.stringify(name)}`);
+        if (c.extensions.some((e) => e.name === name))
+          throw new WireError(`constraint ${name} repeated`);
+        const data = r.string();
+        c.destinations = parseDestinationConstraints(data);
+        c.extensions.push({ name, data });
+        break;
+      }
+      default:
+        throw new WireError(`unknown constraint ${code}`);
+    }
+  }
+  return c;
+}
+
+/** Is there anything to encode (ADD_ID_CONSTRAINED rather than ADD_IDENTITY)? */
+export function hasConstraints(c: Constraints): boolean {
+  return (
+    c.lifetime !== undefined || !!c.confirm || c.maxSign !== undefined || c.extensions.length > 0
+  );
+}
+
+/** Write constraints as ADD_ID_CONSTRAINED carries them (the client side). */
+export function encodeConstraints(w: WireWriter, c: Constraints): WireWriter {
+  if (c.lifetime !== undefined) w.byte(CONSTRAIN.LIFETIME).uint32(c.lifetime);
+  if (c.confirm) w.byte(CONSTRAIN.CONFIRM);
+  if (c.maxSign !== undefined) w.byte(CONSTRAIN.MAXSIGN).uint32(c.maxSign);
+  for (const e of c.extensions) w.byte(CONSTRAIN.EXTENSION).string(e.name).string(e.data);
+  return w;
+}

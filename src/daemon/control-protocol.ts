@@ -1,0 +1,86 @@
+// tsagent's own extension requests (SSH_AGENTC_EXTENSION, PROTOCOL.agent §4.7):
+// their names, and the status reply's contents. The agent (serve.ts) and the
+// commands that talk to it (src/cli/control.ts) both use this module only.
+
+export const EXT = {
+  /** Contents: none. Reply: EXTENSION_RESPONSE with the AgentStatus as UTF-8 JSON. */
+  status: 'status@tsagent',
+  /** Contents: none. Reply: SUCCESS once locked, FAILURE if it was locked already. */
+  lock: 'lock@tsagent',
+  /** Contents: the vault passphrase. Reply: SUCCESS if it opened the vault. */
+  vaultUnlock: 'vault-unlock@tsagent',
+} as const;
+
+export interface StatusKey {
+  type: string;
+  bits: number;
+  fingerprint: string;
+  comment: string;
+  source: 'vault' | 'memory';
+  confirm: boolean;
+  confirmForwarded: boolean;
+  lifetimeLeft: number | null; // seconds
+  destinations: string[];
+}
+
+export interface AgentStatus {
+  pid: number;
+  uptime: number; // seconds
+  socket: string;
+  locked: boolean;
+  vault: { path: string; present: boolean } | null;
+  /** The vault's keys are loaded (it has been unlocked since the last lock). */
+  vaultLoaded: boolean;
+  keys: StatusKey[];
+}
+
+export function encodeStatus(st: AgentStatus): Buffer {
+  return Buffer.from(JSON.stringify(st), 'utf8');
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function isStatusKey(k: unknown): k is StatusKey {
+  return (
+    isObject(k) &&
+    typeof k.type === 'string' &&
+    typeof k.bits === 'number' &&
+    typeof k.fingerprint === 'string' &&
+    typeof k.comment === 'string' &&
+    (k.source === 'vault' || k.source === 'memory') &&
+    typeof k.confirm === 'boolean' &&
+    typeof k.confirmForwarded === 'boolean' &&
+    (k.lifetimeLeft === null || typeof k.lifetimeLeft === 'number') &&
+    Array.isArray(k.destinations) &&
+    k.destinations.every((d) => typeof d === 'string')
+  );
+}
+
+/** The status an agent sent, or null if it is not one (a malformed reply is a value, not a crash). */
+export function decodeStatus(contents: Buffer): AgentStatus | null {
+  let v: unknown;
+  try {
+    v = JSON.parse(contents.toString('utf8'));
+  } catch {
+    return null;
+  }
+  if (
+    !isObject(v) ||
+    typeof v.pid !== 'number' ||
+    typeof v.uptime !== 'number' ||
+    typeof v.socket !== 'string' ||
+    typeof v.locked !== 'boolean' ||
+    typeof v.vaultLoaded !== 'boolean' ||
+    !Array.isArray(v.keys) ||
+    !v.keys.every(isStatusKey)
+  )
+    return null;
+  const vault = v.vault;
+  if (
+    vault !== null &&
+    !(isObject(vault) && typeof vault.path === 'string' && typeof vault.present === 'boolean')
+  )
+    return null;
+  return v as unknown as AgentStatus;
+}

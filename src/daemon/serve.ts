@@ -1,0 +1,171 @@
+// Running the agent in this process: keyring + server on a socket, the
+// confirm prompt, pid file, signals, and clean removal of what it created.
+// The composition root: the only place that wires agent, vault and daemon.
+
+import * as fs from 'node:fs';
+import { AuditLog } from '../agent/audit';
+import { askConfirm } from '../agent/confirm';
+import { Keyring } from '../agent/keyring';
+import { disableDumping, peerCredentials } from '../agent/peer';
+import type { Response } from '../agent/protocol';
+import { AgentServer, ConnectionContext, Logger } from '../agent/server';
+import { errorMessage } from '../ssh/error';
+import { DaemonConfig, LIMITS } from './config';
+import { encodeStatus, EXT } from './control-protocol';
+import { DaemonError } from './error';
+import { KnownHostsCache } from './known-hosts-cache';
+import { recoveryPath } from './paths';
+import { auditRecord, confirmPrompt } from './prompt';
+import { agentStatus } from './status';
+import { VaultBridge } from './vault-bridge';
+
+export interface RunningAgent {
+  server: AgentServer;
+  shutdown: () => Promise<void>;
+}
+
+export async function serveAgent(
+  cfg: DaemonConfig,
+  log: Logger,
+  signals: NodeJS.Signals[],
+): Promise<RunningAgent> {
+  process.umask(0o077);
+  if (!disableDumping()) {
+    const msg = 'could not disable core dumps and ptrace (prctl PR_SET_DUMPABLE)';
+    if (cfg.strict) throw new DaemonError(`${msg}: refusing to start (--strict)`);
+    log(`warning: ${msg}`);
+    process.stderr.write(`tsagent: warning: ${msg}\n`);
+  }
+  const env = { ...process.env };
+  const knownHosts = new KnownHostsCache();
+  const vault = cfg.vault
+    ? new VaultBridge(
+        cfg.vault,
+        log,
+        (ids) => keyring.replaceVaultIdentities(ids),
+        cfg.lifetime,
+        knownHosts,
+      )
+    : undefined;
+  const keyring: Keyring<ConnectionContext> = new Keyring<ConnectionContext>({
+    defaultLifetime: cfg.lifetime,
+    confirmForwarded: cfg.confirmForwarded,
+    unlocker: vault && ((pass) => vault.unlock(pass)),
+    onLock: () => vault?.forget(),
+    log,
+    confirm: (entry, ctx, details) =>
+      askConfirm(confirmPrompt(entry, ctx, details, cfg.fingerprintHash, knownHosts), env),
+  });
+  // With a vault, the agent starts locked: its passphrase (ssh-add -X) opens it.
+  if (vault?.present) keyring.lockForVault();
+  if (vault)
+    log(
+      vault.present
+        ? `vault ${vault.vaultPath}: starting locked; ssh-add -X or tsagent unlock with its passphrase loads its keys`
+        : `no vault at ${vault.vaultPath}: starting unlocked (tsagent vault init creates one)`,
+    );
+  const audit = cfg.auditLog ? new AuditLog(cfg.auditLog) : undefined;
+  let idleTimer: NodeJS.Timeout | undefined;
+  const resetIdle = () => {
+    if (!cfg.lockAfter) return;
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(() => void server.lockForOwner('idle'), cfg.lockAfter * 1000);
+    idleTimer.unref();
+  };
+  const { paths } = cfg;
+  const recoveryFile = recoveryPath(paths);
+  const startedAt = Date.now();
+  const server: AgentServer = new AgentServer(keyring, {
+    log,
+    maxConnections: cfg.maxConnections,
+    idleTimeoutMs: cfg.idleTimeout * 1000,
+    messageTimeoutMs: LIMITS.messageTimeoutMs,
+    extensions: {
+      [EXT.status]: async (): Promise<Response> => ({
+        type: 'extension-response',
+        name: EXT.status,
+        contents: encodeStatus(
+          agentStatus(keyring, vault, { pid: process.pid, startedAt, socket: paths.sock }),
+        ),
+      }),
+      [EXT.lock]: async (): Promise<Response> => ({
+        type: (await server.lockForOwner('tsagent lock')) ? 'success' : 'failure',
+      }),
+      [EXT.vaultUnlock]: async (pass): Promise<Response> => ({
+        type: (await keyring.openVault(pass)) ? 'success' : 'failure',
+      }),
+    },
+    peerOf: peerCredentials,
+    onSign: (ev) => audit?.append(auditRecord(ev, knownHosts)),
+    afterSign: (ev) => {
+      resetIdle();
+      // touch() writes the vault later: the reply does not wait for a disk write.
+      if (ev.result.ok) vault?.touch(ev.result.entry.key.publicBlob);
+    },
+    onOwnerLock: (secret) => {
+      // Only the owner can read it: 0600, created anew (never through a planted link).
+      fs.rmSync(recoveryFile, { force: true });
+      fs.writeFileSync(recoveryFile, secret.toString() + '\n', { mode: 0o600, flag: 'wx' });
+    },
+  });
+  try {
+    await server.listen(paths.sock);
+  } catch (e) {
+    const why =
+      (e as NodeJS.ErrnoException).code === 'EADDRINUSE'
+        ? 'Address already in use'
+        : errorMessage(e);
+    // Only an empty directory goes: the default one may hold a live agent's socket.
+    if (paths.removeDir && paths.dir) {
+      try {
+        fs.rmdirSync(paths.dir);
+      } catch {
+        // Not empty (or gone): leave it.
+      }
+    }
+    throw new DaemonError(`cannot bind to path ${paths.sock}: ${why}`);
+  }
+  fs.chmodSync(paths.sock, 0o600);
+  const sockIno = fs.statSync(paths.sock).ino;
+  if (paths.pidFile) fs.writeFileSync(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
+  log(`listening on ${paths.sock}, pid ${process.pid}`);
+  resetIdle();
+
+  let closing: Promise<void> | undefined;
+  const shutdown = () =>
+    (closing ??= (async () => {
+      keyring.clear();
+      vault?.forget();
+      clearTimeout(idleTimer);
+      // Remove what we created, but never another agent's socket that replaced ours.
+      await server.close();
+      try {
+        if (fs.statSync(paths.sock).ino === sockIno) fs.rmSync(paths.sock, { force: true });
+      } catch {
+        // Already gone.
+      }
+      if (paths.pidFile) fs.rmSync(paths.pidFile, { force: true });
+      fs.rmSync(recoveryFile, { force: true });
+      if (paths.removeDir && paths.dir) {
+        try {
+          fs.rmdirSync(paths.dir);
+        } catch {
+          // Not empty: something else lives there; leave it.
+        }
+      }
+    })());
+  // A bug in one request's handling must not take every key down with it.
+  process.on('uncaughtException', (e) =>
+    log(`internal error (agent keeps serving): ${e.stack ?? e}`),
+  );
+  process.on('unhandledRejection', (e) => log(`internal error (agent keeps serving): ${e}`));
+  // A screen locker or suspend hook locks the agent with `kill -USR1 PID`.
+  process.on('SIGUSR1', () => void server.lockForOwner('SIGUSR1'));
+  for (const sig of signals) {
+    process.on(sig, () => {
+      log(`received ${sig}, exiting`);
+      void shutdown().then(() => process.exit(0));
+    });
+  }
+  return { server, shutdown };
+}

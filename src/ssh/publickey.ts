@@ -1,0 +1,101 @@
+// SSH public key blobs (RFC 4253 §6.6, RFC 5656 §3.1, RFC 8709 §4): the key
+// type, then the public parts of the key. Certificates (PROTOCOL.certkeys)
+// carry the same parts after their nonce; see certificate.ts.
+
+import { Curve, curveBySshName } from './curves';
+import { escapeText } from './escape';
+import { WireError, WireReader, WireWriter } from './wire';
+
+/** The public half of a key, as its blob (or a certificate) carries it. */
+export type PublicParts =
+  | { algorithm: 'ed25519'; pk: Buffer }
+  | { algorithm: 'ecdsa'; curve: Curve; q: Buffer }
+  | { algorithm: 'rsa'; e: Buffer; n: Buffer };
+
+export type Algorithm = PublicParts['algorithm'];
+
+export const CERT_SUFFIX = '-cert-v01@openssh.com';
+
+/** Strip the certificate suffix: `ssh-rsa-cert-v01@openssh.com` → `ssh-rsa`. */
+export function baseKeyType(keyType: string): string {
+  return keyType.endsWith(CERT_SUFFIX) ? keyType.slice(0, -CERT_SUFFIX.length) : keyType;
+}
+
+export function isCertificateType(keyType: string): boolean {
+  return keyType.endsWith(CERT_SUFFIX);
+}
+
+/** A name from the input, quoted and escaped for an error message (never raw in a log line). */
+export function quoted(name: string): string {
+  return `"${escapeText(name)}"`;
+}
+
+/** Read the public parts of a key of type `base` (a plain key type, not a certificate's). */
+export function readPublicParts(r: WireReader, base: string): PublicParts {
+  if (base === 'ssh-ed25519') {
+    const pk = r.string();
+    if (pk.length !== 32) throw new WireError('ed25519 public key must be 32 bytes');
+    return { algorithm: 'ed25519', pk };
+  }
+  if (base.startsWith('ecdsa-sha2-')) {
+    const name = base.slice('ecdsa-sha2-'.length);
+    const curve = curveBySshName(name);
+    if (!curve) throw new WireError(`unsupported curve ${quoted(name)}`);
+    if (r.text() !== curve.ssh) throw new WireError('ECDSA curve name does not match key type');
+    const q = r.string();
+    if (q.length !== 1 + 2 * curve.size || q[0] !== 4)
+      throw new WireError('ECDSA point must be uncompressed and of the curve size');
+    return { algorithm: 'ecdsa', curve, q };
+  }
+  if (base === 'ssh-rsa') {
+    const e = r.mpint();
+    const n = r.mpint();
+    return { algorithm: 'rsa', e, n };
+  }
+  throw new WireError(`unsupported key type ${quoted(base)}`);
+}
+
+/** Write the public parts as a public blob's body (after the key type). */
+export function writePublicParts(w: WireWriter, p: PublicParts): WireWriter {
+  if (p.algorithm === 'ed25519') return w.string(p.pk);
+  if (p.algorithm === 'ecdsa') return w.string(p.curve.ssh).string(p.q);
+  return w.mpint(p.e).mpint(p.n);
+}
+
+/** The public blob of a plain key. */
+export function encodePublicBlob(keyType: string, p: PublicParts): Buffer {
+  return writePublicParts(new WireWriter().string(keyType), p).toBuffer();
+}
+
+/** Parse a plain (not certificate) public blob; throws WireError. */
+export function parsePublicBlob(blob: Buffer): { keyType: string; parts: PublicParts } {
+  const r = new WireReader(blob);
+  const keyType = r.text();
+  if (isCertificateType(keyType)) throw new WireError('a certificate, not a plain public key');
+  const parts = readPublicParts(r, keyType);
+  r.end();
+  return { keyType, parts };
+}
+
+/** The key type named inside a public blob, or null if the blob is not even that. */
+export function blobKeyType(blob: Buffer): string | null {
+  try {
+    return new WireReader(blob).text();
+  } catch {
+    return null;
+  }
+}
+
+/** Key size in bits as ssh-keygen -l reports it. */
+export function publicBits(p: PublicParts): number {
+  if (p.algorithm === 'ed25519') return 256;
+  if (p.algorithm === 'ecdsa') return p.curve.bits;
+  return magnitudeBits(p.n);
+}
+
+/** Bits in a big-endian magnitude (leading zero bytes ignored). */
+export function magnitudeBits(m: Buffer): number {
+  let i = 0;
+  while (i < m.length && m[i] === 0) i++;
+  return i === m.length ? 0 : (m.length - i - 1) * 8 + (32 - Math.clz32(m[i]));
+}
