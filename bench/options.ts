@@ -88,6 +88,8 @@ export interface LoadCase {
   concurrency: number;
   /** list cases: identities loaded. */
   identities?: number;
+  /** A floor under --duration for slow cases (a security key signs in a new helper process). */
+  minDurationMs?: number;
 }
 
 export function loadCases(o: Options): LoadCase[] {
@@ -101,7 +103,13 @@ export function loadCases(o: Options): LoadCase[] {
   // Issue 12's types: sign latency at C=1 and throughput at C=8, quick or not.
   for (const key of OPTIONAL_KEY_KINDS)
     for (const c of [1, 8])
-      cases.push({ name: `sign ${key} C=${c}`, kind: 'sign', key, concurrency: c });
+      cases.push({
+        name: `sign ${key} C=${c}`,
+        kind: 'sign',
+        key,
+        concurrency: c,
+        ...(key.startsWith('sk-') ? { minDurationMs: 1000 } : {}),
+      });
   cases.push({ name: 'list 5 keys C=1', kind: 'list', concurrency: 1, identities: 5 });
   cases.push({ name: 'list 500 keys C=1', kind: 'list', concurrency: 1, identities: 500 });
   return o.only ? cases.filter((c) => o.only!.test(c.name)) : cases;

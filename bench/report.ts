@@ -160,9 +160,12 @@ export function report(
   );
   L.push('');
   L.push(machine(loadAtStart));
+  const floor = Math.max(0, ...cases.map((c) => c.minDurationMs ?? 0));
   L.push(
     `- Run: \`npm run bench${o.quick ? ' -- --quick' : ''}\`, ${o.rounds} rounds, ` +
-      `${o.durationMs} ms per case and agent after ${o.warmupMs} ms warm-up, ` +
+      `${o.durationMs} ms per case and agent` +
+      (floor > o.durationMs ? ` (security keys: ${floor} ms)` : '') +
+      ` after ${o.warmupMs} ms warm-up, ` +
       `A B A B interleaved; ${fmt(elapsedS, 0)} s in all`,
   );
   L.push('');

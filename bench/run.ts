@@ -189,7 +189,7 @@ async function round(
         const res = await gen.run({
           sock: agents[name].sock,
           concurrency: c.concurrency,
-          durationMs: o.durationMs,
+          durationMs: Math.max(o.durationMs, c.minDurationMs ?? 0),
           warmupMs: o.warmupMs,
           request: request.toString('base64'),
           expect: c.kind === 'sign' ? MSG.SIGN_RESPONSE : MSG.IDENTITIES_ANSWER,

@@ -250,7 +250,10 @@ export async function tryAddKeys(sock: string, keys: TestKey[]): Promise<Map<Key
     for (const key of keys) {
       const r = await c.raw(addRequest(key, `bench-${key.kind}`));
       if (r[0] !== MSG.SUCCESS)
-        refused.set(key.kind, `ADD_IDENTITY of ${key.keyType}: reply ${r[0]}`);
+        refused.set(
+          key.kind,
+          `ADD_IDENTITY of ${key.keyType} answered ${r[0] === MSG.FAILURE ? 'FAILURE' : `type ${r[0]}`}`,
+        );
     }
   } finally {
     c.close();
