@@ -161,10 +161,13 @@ export function report(
   L.push('');
   L.push(machine(loadAtStart));
   const floor = Math.max(0, ...cases.map((c) => c.minDurationMs ?? 0));
+  const floored = [
+    ...new Set(cases.filter((c) => (c.minDurationMs ?? 0) > o.durationMs).map((c) => c.key)),
+  ];
   L.push(
     `- Run: \`npm run bench${o.quick ? ' -- --quick' : ''}\`, ${o.rounds} rounds, ` +
       `${o.durationMs} ms per case and agent` +
-      (floor > o.durationMs ? ` (security keys: ${floor} ms)` : '') +
+      (floored.length ? ` (${floored.join(', ')}: ${floor} ms)` : '') +
       ` after ${o.warmupMs} ms warm-up, ` +
       `A B A B interleaved; ${fmt(elapsedS, 0)} s in all`,
   );
