@@ -175,7 +175,8 @@ export function report(
   L.push(
     'Figures are medians over rounds; a ratio is the median of the per-round ratios ' +
       `tsagent/${B} (throughput: higher is better; latency, time, memory: lower is better). ` +
-      'CPU is % of one core over the measured window: the agent (all threads, /proc/PID/stat) ' +
+      'CPU is % of one core over the measured window: the agent (all threads, and its helper processes ' +
+      'such as ssh-sk-helper and ssh-pkcs11-helper, /proc/PID/stat) ' +
       'and the load generator (a separate process, `process.cpuUsage()`); "other" is every ' +
       'other process on the machine meanwhile (/proc/stat), i.e. noise. CPU µs/op is the ' +
       "agent's CPU time per request: its efficiency, independent of scheduling.",
