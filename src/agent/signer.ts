@@ -16,6 +16,7 @@ export function signatureAlgorithm(
 ): { name: string; hash: string | null } {
   if (key.algorithm === 'ed25519') return { name: 'ssh-ed25519', hash: null };
   if (key.algorithm === 'ecdsa') return { name: key.curve.keyType, hash: key.curve.hash };
+  if (key.algorithm === 'dsa') return { name: 'ssh-dss', hash: 'sha1' };
   if (flags & SIGN_FLAG.RSA_SHA2_256) return { name: 'rsa-sha2-256', hash: 'sha256' };
   if (flags & SIGN_FLAG.RSA_SHA2_512) return { name: 'rsa-sha2-512', hash: 'sha512' };
   return { name: 'ssh-rsa', hash: 'sha1' };
@@ -43,7 +44,11 @@ function signOnLoop(key: PrivateKey, data: Buffer): boolean {
 /** Sign `data`; resolves to the SSH signature blob. Slow signatures run off the event loop. */
 export function sign(key: PrivateKey, data: Buffer, flags: number): Promise<Buffer> {
   const { name, hash } = signatureAlgorithm(key, flags);
-  const opts: crypto.SignKeyObjectInput = { key: key.keyObject };
+  // DSA signatures are r || s of 20 bytes each (RFC 4253 §6.6): P1363, not DER.
+  const opts: crypto.SignKeyObjectInput = {
+    key: key.keyObject,
+    dsaEncoding: key.algorithm === 'dsa' ? 'ieee-p1363' : undefined,
+  };
   const der = key.algorithm === 'ecdsa';
   if (signOnLoop(key, data)) {
     try {

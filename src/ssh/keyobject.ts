@@ -193,6 +193,42 @@ export function rsaKey(e: Buffer, n: Buffer, dBuf: Buffer, p: Buffer, q: Buffer)
   }
 }
 
+type DsaParts = Extract<PublicParts, { algorithm: 'dsa' }>;
+
+/** FIPS 186 Dss-Parms / SubjectPublicKeyInfo parts as DER. */
+function dsaParams(der: DerBuilder, k: DsaParts): Buffer {
+  return der.sequence(
+    der.oid(OID.dsa),
+    der.sequence(der.integer(k.p), der.integer(k.q), der.integer(k.g)),
+  );
+}
+
+export function dsaKey(pub: DsaParts, x: Buffer): crypto.KeyObject {
+  const [P, Q, G] = [big(pub.p), big(pub.q), big(pub.g)];
+  const X = big(x);
+  if (X <= 0n || X >= Q) throw new WireError('invalid DSA private key');
+  if (G <= 1n || G >= P) throw new WireError('invalid DSA generator');
+  // PKCS#8 PrivateKeyInfo { version 0, { id-dsa, Dss-Parms }, OCTET STRING { INTEGER x } }
+  const der = new DerBuilder();
+  const encoded = der.sequence(
+    der.integer(Buffer.of(0)),
+    dsaParams(der, pub),
+    der.octets(der.integer(x)),
+  );
+  let key: crypto.KeyObject;
+  try {
+    key = importPrivate(der, encoded, 'pkcs8');
+  } catch {
+    throw new WireError('invalid DSA key');
+  }
+  // OpenSSL derives y = g^x mod p on import: it must be the y of the public half.
+  const spki = crypto.createPublicKey(key).export({ format: 'der', type: 'spki' });
+  const check = new DerBuilder();
+  const expected = check.sequence(dsaParams(check, pub), check.bits(check.integer(pub.y)));
+  if (!spki.equals(expected)) throw new WireError('DSA private key does not match public');
+  return key;
+}
+
 /** A public KeyObject from a key's public parts (SPKI / PKCS#1 DER; nothing secret to wipe). */
 export function publicKeyObject(pub: PublicParts): crypto.KeyObject {
   const der = new DerBuilder();
@@ -203,6 +239,10 @@ export function publicKeyObject(pub: PublicParts): crypto.KeyObject {
   if (pub.algorithm === 'ecdsa') {
     const alg = der.sequence(der.oid(OID.ecPublicKey), der.oid(pub.curve.oid));
     const spki = der.sequence(alg, der.bits(pub.q));
+    return crypto.createPublicKey({ key: spki, format: 'der', type: 'spki' });
+  }
+  if (pub.algorithm === 'dsa') {
+    const spki = der.sequence(dsaParams(der, pub), der.bits(der.integer(pub.y)));
     return crypto.createPublicKey({ key: spki, format: 'der', type: 'spki' });
   }
   return crypto.createPublicKey({ key: rsaPublicDer(pub.e, pub.n), format: 'der', type: 'pkcs1' });

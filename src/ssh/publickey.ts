@@ -3,14 +3,15 @@
 // carry the same parts after their nonce; see certificate.ts.
 
 import { Curve, curveBySshName } from './curves';
-import { escapeText } from './escape';
+import { quoted } from './escape';
 import { WireError, WireReader, WireWriter } from './wire';
 
 /** The public half of a key, as its blob (or a certificate) carries it. */
 export type PublicParts =
   | { algorithm: 'ed25519'; pk: Buffer }
   | { algorithm: 'ecdsa'; curve: Curve; q: Buffer }
-  | { algorithm: 'rsa'; e: Buffer; n: Buffer };
+  | { algorithm: 'rsa'; e: Buffer; n: Buffer }
+  | { algorithm: 'dsa'; p: Buffer; q: Buffer; g: Buffer; y: Buffer };
 
 export type Algorithm = PublicParts['algorithm'];
 
@@ -23,11 +24,6 @@ export function baseKeyType(keyType: string): string {
 
 export function isCertificateType(keyType: string): boolean {
   return keyType.endsWith(CERT_SUFFIX);
-}
-
-/** A name from the input, quoted and escaped for an error message (never raw in a log line). */
-export function quoted(name: string): string {
-  return `"${escapeText(name)}"`;
 }
 
 /** Read the public parts of a key of type `base` (a plain key type, not a certificate's). */
@@ -52,13 +48,30 @@ export function readPublicParts(r: WireReader, base: string): PublicParts {
     const n = r.mpint();
     return { algorithm: 'rsa', e, n };
   }
+  if (base === 'ssh-dss') return readDsaParts(r);
   throw new WireError(`unsupported key type ${quoted(base)}`);
+}
+
+/**
+ * ssh-dss (RFC 4253 §6.6): mpint p, q, g, y. As OpenSSH 9.2 (ssh-dss.c,
+ * sshkey.c): q of 160 bits, so signatures are r || s of 20 bytes each, and p of
+ * 1024 bits, the only size ssh-keygen makes.
+ */
+function readDsaParts(r: WireReader): PublicParts {
+  const p = r.mpint();
+  const q = r.mpint();
+  const g = r.mpint();
+  const y = r.mpint();
+  if (magnitudeBits(q) !== 160) throw new WireError('DSA q must be 160 bits');
+  if (magnitudeBits(p) !== 1024) throw new WireError('DSA p must be 1024 bits');
+  return { algorithm: 'dsa', p, q, g, y };
 }
 
 /** Write the public parts as a public blob's body (after the key type). */
 export function writePublicParts(w: WireWriter, p: PublicParts): WireWriter {
   if (p.algorithm === 'ed25519') return w.string(p.pk);
   if (p.algorithm === 'ecdsa') return w.string(p.curve.ssh).string(p.q);
+  if (p.algorithm === 'dsa') return w.mpint(p.p).mpint(p.q).mpint(p.g).mpint(p.y);
   return w.mpint(p.e).mpint(p.n);
 }
 
@@ -90,6 +103,7 @@ export function blobKeyType(blob: Buffer): string | null {
 export function publicBits(p: PublicParts): number {
   if (p.algorithm === 'ed25519') return 256;
   if (p.algorithm === 'ecdsa') return p.curve.bits;
+  if (p.algorithm === 'dsa') return magnitudeBits(p.p);
   return magnitudeBits(p.n);
 }
 

@@ -82,6 +82,12 @@ function verifyParts(pub: PublicParts, sigName: string, sig: Buffer, data: Buffe
     const key = publicKeyObject(pub);
     return crypto.verify(pub.curve.hash, data, { key, dsaEncoding: 'ieee-p1363' }, raw);
   }
+  if (pub.algorithm === 'dsa') {
+    // RFC 4253 §6.6: r || s, 20 bytes each, over SHA-1 (OpenSSH's ssh_dss_verify).
+    if (sigName !== 'ssh-dss' || sig.length !== 40) return false;
+    const key = publicKeyObject(pub);
+    return crypto.verify('sha1', data, { key, dsaEncoding: 'ieee-p1363' }, sig);
+  }
   const hash = RSA_HASHES[sigName];
   if (!hash) return false;
   // OpenSSH's ssh_rsa_verify left-pads a signature shorter than the modulus; OpenSSL
