@@ -7,6 +7,12 @@
 import * as crypto from 'node:crypto';
 import { Curve } from './curves';
 import { DerBuilder } from './der';
+import {
+  COMPOSITE_PUBLIC_LENGTH,
+  COMPOSITE_SECRET_LENGTH,
+  MLDSA_PUBLIC_LENGTH,
+  mlDsaKeyPair,
+} from './mldsa';
 import { PublicParts, magnitudeBits } from './publickey';
 import { WireError } from './wire';
 
@@ -229,8 +235,36 @@ export function dsaKey(pub: DsaParts, x: Buffer): crypto.KeyObject {
   return key;
 }
 
+/**
+ * The two halves of an ssh-mldsa44-ed25519 private key: Node's Ed25519 key and
+ * noble's expanded ML-DSA-44 secret key, each checked against its public half.
+ */
+export function mlDsaEd25519Key(
+  pk: Buffer,
+  sk: Buffer,
+): { keyObject: crypto.KeyObject; mlDsaSecret: Uint8Array } {
+  if (pk.length !== COMPOSITE_PUBLIC_LENGTH || sk.length !== COMPOSITE_SECRET_LENGTH)
+    throw new WireError('bad ML-DSA-44+Ed25519 key lengths');
+  const edPk = pk.subarray(MLDSA_PUBLIC_LENGTH);
+  const edSk = Buffer.concat([sk.subarray(32), edPk]);
+  let keyObject: crypto.KeyObject;
+  try {
+    keyObject = ed25519Key(edPk, edSk);
+  } finally {
+    edSk.fill(0);
+  }
+  const { publicKey, secretKey } = mlDsaKeyPair(sk.subarray(0, 32));
+  if (!Buffer.from(publicKey).equals(pk.subarray(0, MLDSA_PUBLIC_LENGTH))) {
+    secretKey.fill(0);
+    throw new WireError('ML-DSA-44 private key does not match public');
+  }
+  return { keyObject, mlDsaSecret: secretKey };
+}
+
 /** A public KeyObject from a key's public parts (SPKI / PKCS#1 DER; nothing secret to wipe). */
-export function publicKeyObject(pub: PublicParts): crypto.KeyObject {
+export function publicKeyObject(
+  pub: Exclude<PublicParts, { algorithm: 'mldsa44-ed25519' }>,
+): crypto.KeyObject {
   const der = new DerBuilder();
   if (pub.algorithm === 'ed25519') {
     const spki = der.sequence(der.sequence(der.oid(OID.ed25519)), der.bits(pub.pk));
