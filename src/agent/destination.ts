@@ -29,6 +29,15 @@ export interface BindState {
   bindFailed?: boolean;
 }
 
+/** A connection's bind state with its defaults (no binds, none attempted). */
+export function bindStateOf(ctx: Partial<BindState> | undefined): BindState {
+  return {
+    binds: ctx?.binds ?? [],
+    bindAttempted: ctx?.bindAttempted ?? false,
+    bindFailed: ctx?.bindFailed ?? false,
+  };
+}
+
 /**
  * Does the connection count as forwarded, for every forwarding policy? Yes if
  * a bind says so, and also if any bind failed: a hostile server reached with

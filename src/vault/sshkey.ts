@@ -6,6 +6,7 @@ import * as crypto from 'node:crypto';
 import { CURVES, curveByBits, curveByJwk } from '../ssh/curves';
 import { errorMessage } from '../ssh/error';
 import { RSA_MAX_BITS, RSA_MIN_BITS } from '../ssh/keyobject';
+import { MLDSA_KEY_TYPE, mlDsaKeyPair } from '../ssh/mldsa';
 import { readPrivateKey } from '../ssh/privatekey';
 import { parsePublicBlob, publicBits } from '../ssh/publickey';
 import { WireReader as Reader, WireWriter as Writer } from '../ssh/wire';
@@ -27,7 +28,12 @@ export interface KeyMaterial {
 
 export class KeyFormatError extends Error {}
 
-export const SUPPORTED_KEY_TYPES = ['ssh-ed25519', ...CURVES.map((c) => c.keyType), 'ssh-rsa'];
+export const SUPPORTED_KEY_TYPES = [
+  'ssh-ed25519',
+  ...CURVES.map((c) => c.keyType),
+  'ssh-rsa',
+  MLDSA_KEY_TYPE,
+];
 
 const unb64u = (s: string | undefined, what: string): Buffer => {
   if (typeof s !== 'string') throw new KeyFormatError(`key is missing its ${what} component`);
@@ -137,6 +143,8 @@ export function keyLabel(keyType: string): string {
   if (keyType === 'ssh-ed25519') return 'ED25519';
   if (keyType.startsWith('ecdsa-')) return 'ECDSA';
   if (keyType === 'ssh-rsa') return 'RSA';
+  if (keyType === 'ssh-dss') return 'DSA';
+  if (keyType === MLDSA_KEY_TYPE) return 'MLDSA44-ED25519'; // OpenSSH's shortname (ssh-mldsa.c)
   return keyType.toUpperCase();
 }
 
@@ -148,15 +156,15 @@ export function authorizedKeysLine(
   return `${km.keyType} ${km.publicBlob.toString('base64')}${comment ? ' ' + comment : ''}`;
 }
 
-export type GenerateType = 'ed25519' | 'ecdsa' | 'rsa';
+export type GenerateType = 'ed25519' | 'ecdsa' | 'rsa' | 'mldsa44-ed25519';
 
 export const RSA_DEFAULT_BITS = 3072;
 
 /** Check -b for -t and return the effective size (ssh-keygen's defaults and limits). */
 export function checkGenerateBits(type: GenerateType, bits?: number): number {
-  if (type === 'ed25519') {
+  if (type === 'ed25519' || type === 'mldsa44-ed25519') {
     if (bits !== undefined && bits !== 256)
-      throw new KeyFormatError(`ed25519 keys have a fixed size; drop -b ${bits}`);
+      throw new KeyFormatError(`${type} keys have a fixed size; drop -b ${bits}`);
     return 256;
   }
   if (type === 'ecdsa') {
@@ -173,7 +181,9 @@ export function checkGenerateBits(type: GenerateType, bits?: number): number {
       );
     return b;
   }
-  throw new KeyFormatError(`unknown key type ${String(type)}: use -t ed25519, ecdsa or rsa`);
+  throw new KeyFormatError(
+    `unknown key type ${JSON.stringify(String(type))}: use -t ed25519, ecdsa, rsa or mldsa44-ed25519`,
+  );
 }
 
 /** Create a new key in memory only; nothing is written anywhere. */
@@ -183,6 +193,7 @@ export async function generateKey(
   comment: string,
 ): Promise<KeyMaterial> {
   const size = checkGenerateBits(type, bits);
+  if (type === 'mldsa44-ed25519') return generateMlDsaEd25519(comment);
   const curve = type === 'ecdsa' ? curveByBits(size) : undefined;
   const { privateKey } = await new Promise<crypto.KeyPairKeyObjectResult>((resolve, reject) => {
     const done = (err: Error | null, publicKey: crypto.KeyObject, privateKey: crypto.KeyObject) =>
@@ -192,4 +203,27 @@ export async function generateKey(
     else crypto.generateKeyPair('rsa', { modulusLength: size, publicExponent: 65537 }, done);
   });
   return fromKeyObject(privateKey, comment);
+}
+
+/** A new ssh-mldsa44-ed25519 key: a random ML-DSA-44 seed and a new Ed25519 key. */
+async function generateMlDsaEd25519(comment: string): Promise<KeyMaterial> {
+  const ed = await new Promise<crypto.KeyObject>((resolve, reject) =>
+    crypto.generateKeyPair('ed25519', {}, (err, _pub, priv) => (err ? reject(err) : resolve(priv))),
+  );
+  // PKCS#8 of Ed25519 (RFC 8410) ends with the 32-byte seed; SPKI with the public key.
+  const pkcs8 = ed.export({ format: 'der', type: 'pkcs8' });
+  const edPk = crypto.createPublicKey(ed).export({ format: 'der', type: 'spki' }).subarray(-32);
+  const sk = Buffer.concat([crypto.randomBytes(32), pkcs8.subarray(-32)]);
+  pkcs8.fill(0);
+  const { publicKey, secretKey } = mlDsaKeyPair(sk.subarray(0, 32));
+  secretKey.fill(0);
+  const pk = Buffer.concat([Buffer.from(publicKey), edPk]);
+  const privateFields = new Writer().string(pk).string(sk).toBuffer();
+  sk.fill(0);
+  return {
+    keyType: MLDSA_KEY_TYPE,
+    privateFields,
+    publicBlob: new Writer().string(MLDSA_KEY_TYPE).string(pk).toBuffer(),
+    comment,
+  };
 }
