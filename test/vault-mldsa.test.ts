@@ -94,3 +94,25 @@ describe('generate -t mldsa44-ed25519', () => {
     await signsAndVerifies(a.keyType, a.privateFields, a.publicBlob);
   });
 });
+
+describe('importing an ssh-keygen DSA key file (ssh-dss, issue 12)', () => {
+  test('the key, its public blob and a signature that verifies', async (t) => {
+    const { execFileSync } = await import('node:child_process');
+    const os = await import('node:os');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsagent-dsa-'));
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const f = path.join(dir, 'id_dsa');
+    execFileSync('/usr/bin/ssh-keygen', ['-q', '-t', 'dsa', '-N', '', '-C', 'dsa-import', '-f', f]);
+    const km = parseKeyFile(fs.readFileSync(f), { defaultComment: 'file' });
+    assert.equal(km.keyType, 'ssh-dss');
+    assert.equal(km.comment, 'dsa-import');
+    assert.deepEqual(
+      km.publicBlob,
+      Buffer.from(fs.readFileSync(`${f}.pub`, 'utf8').split(' ')[1], 'base64'),
+    );
+    assert.equal(keyBits(km), 1024);
+    assert.equal(keyLabel(km.keyType), 'DSA');
+    toPrivateKeyObject(km);
+    await signsAndVerifies(km.keyType, km.privateFields, km.publicBlob);
+  });
+});

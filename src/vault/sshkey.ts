@@ -4,6 +4,7 @@
 // fingerprints are src/ssh's (the same code the agent uses).
 import * as crypto from 'node:crypto';
 import { CURVES, curveByBits, curveByJwk } from '../ssh/curves';
+import { DerReader } from '../ssh/der';
 import { errorMessage } from '../ssh/error';
 import { RSA_MAX_BITS, RSA_MIN_BITS } from '../ssh/keyobject';
 import { MLDSA_KEY_TYPE, mlDsaKeyPair } from '../ssh/mldsa';
@@ -32,6 +33,7 @@ export const SUPPORTED_KEY_TYPES = [
   'ssh-ed25519',
   ...CURVES.map((c) => c.keyType),
   'ssh-rsa',
+  'ssh-dss',
   MLDSA_KEY_TYPE,
 ];
 
@@ -53,9 +55,10 @@ function fixedLength(m: Buffer, len: number): Buffer {
 export function fromKeyObject(key: crypto.KeyObject, comment: string): KeyMaterial {
   if (key.type !== 'private') throw new KeyFormatError('not a private key');
   const kind = key.asymmetricKeyType;
+  if (kind === 'dsa') return fromDsaKeyObject(key, comment);
   if (kind !== 'ed25519' && kind !== 'ec' && kind !== 'rsa')
     throw new KeyFormatError(
-      `unsupported key algorithm ${kind ?? 'unknown'} (tsagent stores ed25519, ecdsa and rsa keys)`,
+      `unsupported key algorithm ${kind ?? 'unknown'} (tsagent stores ed25519, ecdsa, rsa, dsa and mldsa44-ed25519 keys)`,
     );
   const jwk = key.export({ format: 'jwk' });
   if (kind === 'ed25519') {
@@ -105,6 +108,39 @@ export function fromKeyObject(key: crypto.KeyObject, comment: string): KeyMateri
     publicBlob: new Writer().string(keyType).mpint(e).mpint(n).toBuffer(),
     comment,
   };
+}
+
+/**
+ * A DSA KeyObject's fields, read from its PKCS#8 and SPKI DER (Node has no JWK
+ * for DSA): PrivateKeyInfo { 0, { id-dsa, { p, q, g } }, OCTET STRING { x } }
+ * and SubjectPublicKeyInfo { { id-dsa, { p, q, g } }, BIT STRING { y } }.
+ */
+function fromDsaKeyObject(key: crypto.KeyObject, comment: string): KeyMaterial {
+  const pkcs8 = key.export({ format: 'der', type: 'pkcs8' });
+  try {
+    const info = new DerReader(new DerReader(pkcs8).next(0x30));
+    info.integer(); // version
+    const alg = new DerReader(info.next(0x30));
+    alg.next(0x06);
+    const params = new DerReader(alg.next(0x30));
+    const [p, q, g] = [params.integer(), params.integer(), params.integer()];
+    const x = new DerReader(info.next(0x04)).integer();
+    const spki = new DerReader(crypto.createPublicKey(key).export({ format: 'der', type: 'spki' }));
+    const pub = new DerReader(spki.next(0x30));
+    pub.next(0x30);
+    const y = new DerReader(pub.next(0x03).subarray(1)).integer();
+    const keyType = 'ssh-dss';
+    return {
+      keyType,
+      privateFields: new Writer().mpint(p).mpint(q).mpint(g).mpint(y).mpint(x).toBuffer(),
+      publicBlob: new Writer().string(keyType).mpint(p).mpint(q).mpint(g).mpint(y).toBuffer(),
+      comment,
+    };
+  } catch (e) {
+    throw new KeyFormatError(`unreadable DSA key: ${errorMessage(e)}`);
+  } finally {
+    pkcs8.fill(0);
+  }
 }
 
 /**
