@@ -3,7 +3,7 @@
 // generated Node KeyObject into those fields. Reading them back, bit sizes and
 // fingerprints are src/ssh's (the same code the agent uses).
 import * as crypto from 'node:crypto';
-import { CURVES, curveByBits, curveByJwk } from '../ssh/curves';
+import { CURVES, curveByBits } from '../ssh/curves';
 import { DerReader } from '../ssh/der';
 import { errorMessage } from '../ssh/error';
 import { RSA_MAX_BITS, RSA_MIN_BITS } from '../ssh/keyobject';
@@ -37,12 +37,15 @@ export const SUPPORTED_KEY_TYPES = [
   MLDSA_KEY_TYPE,
 ];
 
-const unb64u = (s: string | undefined, what: string): Buffer => {
-  if (typeof s !== 'string') throw new KeyFormatError(`key is missing its ${what} component`);
-  return Buffer.from(s, 'base64url');
-};
+/** The public key BIT STRING of a KeyObject's SPKI (the point, or the raw Ed25519 key). */
+function spkiKey(key: crypto.KeyObject): Buffer {
+  const spki = new DerReader(crypto.createPublicKey(key).export({ format: 'der', type: 'spki' }));
+  const body = new DerReader(spki.next(0x30));
+  body.next(0x30); // AlgorithmIdentifier
+  return body.next(0x03).subarray(1); // no unused bits
+}
 
-/** Left-pad a big-endian magnitude to exactly `len` bytes (JWK EC fields are fixed length). */
+/** Left-pad a big-endian magnitude to exactly `len` bytes. */
 function fixedLength(m: Buffer, len: number): Buffer {
   let i = 0;
   while (i < m.length - len && m[i] === 0) i++;
@@ -51,7 +54,11 @@ function fixedLength(m: Buffer, len: number): Buffer {
   return Buffer.concat([Buffer.alloc(len - m.length), m]);
 }
 
-/** Convert a Node private KeyObject (ed25519, P-256/384/521, RSA) to SSH key material. */
+/**
+ * Convert a Node private KeyObject (ed25519, P-256/384/521, RSA, DSA) to SSH key
+ * material. The fields are read from Node's DER export (RFC 8410 PKCS#8, SEC1,
+ * PKCS#1), not JWK: the DER buffer is wiped afterwards, strings could not be.
+ */
 export function fromKeyObject(key: crypto.KeyObject, comment: string): KeyMaterial {
   if (key.type !== 'private') throw new KeyFormatError('not a private key');
   const kind = key.asymmetricKeyType;
@@ -60,54 +67,68 @@ export function fromKeyObject(key: crypto.KeyObject, comment: string): KeyMateri
     throw new KeyFormatError(
       `unsupported key algorithm ${kind ?? 'unknown'} (tsagent stores ed25519, ecdsa, rsa, dsa and mldsa44-ed25519 keys)`,
     );
-  const jwk = key.export({ format: 'jwk' });
   if (kind === 'ed25519') {
-    const seed = unb64u(jwk.d, 'd');
-    const pk = unb64u(jwk.x, 'x');
-    const keyType = 'ssh-ed25519';
-    return {
-      keyType,
-      privateFields: new Writer()
-        .string(pk)
-        .string(Buffer.concat([seed, pk]))
-        .toBuffer(),
-      publicBlob: new Writer().string(keyType).string(pk).toBuffer(),
-      comment,
-    };
+    const der = key.export({ format: 'der', type: 'pkcs8' });
+    try {
+      const info = new DerReader(new DerReader(der).next(0x30));
+      info.integer(); // version
+      info.next(0x30); // AlgorithmIdentifier
+      const seed = new DerReader(info.next(0x04)).next(0x04);
+      const pk = spkiKey(key);
+      const keyType = 'ssh-ed25519';
+      return {
+        keyType,
+        privateFields: new Writer()
+          .string(pk)
+          .string(Buffer.concat([seed, pk]))
+          .toBuffer(),
+        publicBlob: new Writer().string(keyType).string(pk).toBuffer(),
+        comment,
+      };
+    } finally {
+      der.fill(0);
+    }
   }
   if (kind === 'ec') {
-    const c = curveByJwk(jwk.crv);
-    if (!c) throw new KeyFormatError(`unsupported elliptic curve ${jwk.crv ?? '(none)'}`);
-    const q = Buffer.concat([
-      Buffer.of(4),
-      fixedLength(unb64u(jwk.x, 'x'), c.size),
-      fixedLength(unb64u(jwk.y, 'y'), c.size),
-    ]);
-    const keyType = c.keyType;
+    const named = key.asymmetricKeyDetails?.namedCurve;
+    const c = CURVES.find((x) => x.openssl === named);
+    if (!c) throw new KeyFormatError(`unsupported elliptic curve ${named ?? '(none)'}`);
+    const der = key.export({ format: 'der', type: 'sec1' });
+    try {
+      const ec = new DerReader(new DerReader(der).next(0x30));
+      ec.integer(); // version 1
+      const d = fixedLength(ec.next(0x04), c.size);
+      const q = spkiKey(key);
+      const keyType = c.keyType;
+      return {
+        keyType,
+        privateFields: new Writer().string(c.ssh).string(q).mpint(d).toBuffer(),
+        publicBlob: new Writer().string(keyType).string(c.ssh).string(q).toBuffer(),
+        comment,
+      };
+    } finally {
+      der.fill(0);
+    }
+  }
+  // kind === 'rsa': RSAPrivateKey { 0, n, e, d, p, q, dp, dq, qinv }
+  const der = key.export({ format: 'der', type: 'pkcs1' });
+  try {
+    const r = new DerReader(new DerReader(der).next(0x30));
+    r.integer(); // version
+    const [n, e, d, p, q] = [r.integer(), r.integer(), r.integer(), r.integer(), r.integer()];
+    r.integer(); // dp
+    r.integer(); // dq
+    const qi = r.integer();
+    const keyType = 'ssh-rsa';
     return {
       keyType,
-      privateFields: new Writer().string(c.ssh).string(q).mpint(unb64u(jwk.d, 'd')).toBuffer(),
-      publicBlob: new Writer().string(keyType).string(c.ssh).string(q).toBuffer(),
+      privateFields: new Writer().mpint(n).mpint(e).mpint(d).mpint(qi).mpint(p).mpint(q).toBuffer(),
+      publicBlob: new Writer().string(keyType).mpint(e).mpint(n).toBuffer(),
       comment,
     };
+  } finally {
+    der.fill(0);
   }
-  // kind === 'rsa'
-  const n = unb64u(jwk.n, 'n');
-  const e = unb64u(jwk.e, 'e');
-  const keyType = 'ssh-rsa';
-  return {
-    keyType,
-    privateFields: new Writer()
-      .mpint(n)
-      .mpint(e)
-      .mpint(unb64u(jwk.d, 'd'))
-      .mpint(unb64u(jwk.qi, 'qi'))
-      .mpint(unb64u(jwk.p, 'p'))
-      .mpint(unb64u(jwk.q, 'q'))
-      .toBuffer(),
-    publicBlob: new Writer().string(keyType).mpint(e).mpint(n).toBuffer(),
-    comment,
-  };
 }
 
 /**
