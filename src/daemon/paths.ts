@@ -85,13 +85,3 @@ export function auditLogPath(
   const chosen = explicit || env.TSAGENT_AUDIT_LOG;
   return chosen ? path.resolve(chosen) : path.join(path.dirname(vaultPath), 'audit.log');
 }
-
-/** Where an owner lock's secret is kept: readable by the agent's owner only. */
-export function recoveryPath(paths: AgentPaths): string {
-  return paths.dir ? path.join(paths.dir, 'recovery') : `${paths.sock}.recovery`;
-}
-
-/** Where recoveryPath() may have put the secret of the agent on `sock` (-a, or a directory). */
-export function recoveryCandidates(sock: string): string[] {
-  return [`${sock}.recovery`, path.join(path.dirname(sock), 'recovery')];
-}

@@ -14,7 +14,6 @@ import { DaemonConfig, LIMITS } from './config';
 import { encodeStatus, EXT } from './control-protocol';
 import { DaemonError } from './error';
 import { KnownHostsCache } from './known-hosts-cache';
-import { recoveryPath } from './paths';
 import { auditRecord, confirmPrompt } from './prompt';
 import { agentStatus } from './status';
 import { VaultBridge } from './vault-bridge';
@@ -69,11 +68,11 @@ export async function serveAgent(
   const resetIdle = () => {
     if (!cfg.lockAfter) return;
     clearTimeout(idleTimer);
+    // As SIGUSR1: keys held only in memory go, the vault locks; its passphrase brings keys back.
     idleTimer = setTimeout(() => void server.lockForOwner('idle'), cfg.lockAfter * 1000);
     idleTimer.unref();
   };
   const { paths } = cfg;
-  const recoveryFile = recoveryPath(paths);
   const startedAt = Date.now();
   const server: AgentServer = new AgentServer(keyring, {
     log,
@@ -88,9 +87,6 @@ export async function serveAgent(
           agentStatus(keyring, vault, { pid: process.pid, startedAt, socket: paths.sock }),
         ),
       }),
-      [EXT.lock]: async (): Promise<Response> => ({
-        type: (await server.lockForOwner('tsagent lock')) ? 'success' : 'failure',
-      }),
       [EXT.vaultUnlock]: async (pass): Promise<Response> => ({
         type: (await keyring.openVault(pass)) ? 'success' : 'failure',
       }),
@@ -101,11 +97,6 @@ export async function serveAgent(
       resetIdle();
       // touch() writes the vault later: the reply does not wait for a disk write.
       if (ev.result.ok) vault?.touch(ev.result.entry.key.publicBlob);
-    },
-    onOwnerLock: (secret) => {
-      // Only the owner can read it: 0600, created anew (never through a planted link).
-      fs.rmSync(recoveryFile, { force: true });
-      fs.writeFileSync(recoveryFile, secret.toString() + '\n', { mode: 0o600, flag: 'wx' });
     },
   });
   try {
@@ -145,7 +136,6 @@ export async function serveAgent(
         // Already gone.
       }
       if (paths.pidFile) fs.rmSync(paths.pidFile, { force: true });
-      fs.rmSync(recoveryFile, { force: true });
       if (paths.removeDir && paths.dir) {
         try {
           fs.rmdirSync(paths.dir);
@@ -159,7 +149,8 @@ export async function serveAgent(
     log(`internal error (agent keeps serving): ${e.stack ?? e}`),
   );
   process.on('unhandledRejection', (e) => log(`internal error (agent keeps serving): ${e}`));
-  // A screen locker or suspend hook locks the agent with `kill -USR1 PID`.
+  // A screen locker or suspend hook locks the agent with `kill -USR1 PID` (no secret is
+  // written anywhere: only the vault passphrase brings keys back, as in OpenSSH 10).
   process.on('SIGUSR1', () => void server.lockForOwner('SIGUSR1'));
   for (const sig of signals) {
     process.on(sig, () => {
