@@ -14,6 +14,7 @@ import {
   RunningAgent,
 } from './fixtures/agent';
 import { keyType, makeKey, TestKey } from './fixtures/keys';
+import { runVaultCli } from './fixtures/vault';
 import { SSH_ADD, baseEnv, mkTemp, rmTemp, run, skipUnless, waitFor } from './fixtures/run';
 
 const HOSTILE = 'evil\x1b]0;owned\x07\rLogin: root \u202egpj.exe';
@@ -78,3 +79,28 @@ for (const agent of TSAGENTS) {
     });
   });
 }
+
+describe('tsagent vault list and generate', () => {
+  it('print key comments escaped', async () => {
+    const dir = mkTemp();
+    try {
+      const cli = (args: string[], lines: string[]) =>
+        runVaultCli(['--vault', path.join(dir, 'v', 'vault'), '--passphrase-fd', '3', ...args], {
+          lines,
+        });
+      let r = await cli(['init', '--kdf-memory', '1024', '--kdf-time', '1'], ['pw']);
+      assert.equal(r.code, 0, r.stderr);
+      r = await cli(['generate', '-t', 'ed25519', '-C', HOSTILE.replace('\r', '')], ['pw']);
+      assert.equal(r.code, 0, r.stderr);
+      r = await cli(['list'], ['pw']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.doesNotMatch(r.stdout + r.stderr, /[\x1b\x07\u202e]/u, JSON.stringify(r.stdout));
+      assert.match(
+        r.stdout,
+        / evil\\x1b\]0;owned\\x07Login: root \\u\{202e\}gpj\.exe \(ED25519\)\n$/,
+      );
+    } finally {
+      rmTemp(dir);
+    }
+  });
+});
