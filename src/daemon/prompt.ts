@@ -9,7 +9,7 @@ import { isForwarded } from '../agent/destination';
 import { fingerprint } from '../ssh/fingerprint';
 import { processCommand } from '../agent/peer';
 import { escapeText } from '../ssh/escape';
-import type { ConnectionContext, SignEvent } from '../agent/server';
+import type { ConnectionContext, RefusedChangeEvent, SignEvent } from '../agent/server';
 import type { KnownHostsCache } from './known-hosts-cache';
 
 /**
@@ -105,7 +105,26 @@ export function auditRecord(ev: SignEvent, knownHosts: KnownHostsCache): AuditRe
   };
 }
 
+/** The audit record of a change refused because it came from a forwarded connection. */
+export function refusedChangeRecord(
+  ev: RefusedChangeEvent,
+  knownHosts: KnownHostsCache,
+): AuditRecord {
+  const { ctx } = ev;
+  return {
+    time: new Date().toISOString(),
+    request: ev.request,
+    key: ev.keyBlob ? fingerprint(ev.keyBlob) : '',
+    comment: '',
+    requester: { pid: ctx.peer?.pid, uid: ctx.peer?.uid, command: ctx.peer?.command },
+    hops: hopChain(ctx, { hosts: [], forwarded: true, verified: false }, knownHosts),
+    forwarded: true,
+    decision: 'refused',
+    reason: 'change from a forwarded connection',
+  };
+}
+
 /** The peer's command line as read at accept time (ctx.peer.command), else now. */
 function peerCommand(peer: NonNullable<ConnectionContext['peer']>): string {
-  return (peer as { command?: string }).command ?? processCommand(peer.pid);
+  return peer.command ?? processCommand(peer.pid);
 }

@@ -14,7 +14,9 @@ import { DaemonConfig, LIMITS } from './config';
 import { encodeStatus, EXT } from './control-protocol';
 import { DaemonError } from './error';
 import { KnownHostsCache } from './known-hosts-cache';
-import { auditRecord, confirmPrompt } from './prompt';
+import { listenTarget } from './activation';
+import { startupDone } from './memory';
+import { auditRecord, confirmPrompt, refusedChangeRecord } from './prompt';
 import { agentStatus } from './status';
 import { VaultBridge } from './vault-bridge';
 
@@ -98,9 +100,11 @@ export async function serveAgent(
       // touch() writes the vault later: the reply does not wait for a disk write.
       if (ev.result.ok) vault?.touch(ev.result.entry.key.publicBlob);
     },
+    vaultPresent: () => !!vault?.present,
+    onRefusedChange: (ev) => audit?.append(refusedChangeRecord(ev, knownHosts)),
   });
   try {
-    await server.listen(paths.sock);
+    await server.listen(listenTarget(paths));
   } catch (e) {
     const why =
       (e as NodeJS.ErrnoException).code === 'EADDRINUSE'
@@ -116,10 +120,13 @@ export async function serveAgent(
     }
     throw new DaemonError(`cannot bind to path ${paths.sock}: ${why}`);
   }
-  fs.chmodSync(paths.sock, 0o600);
-  const sockIno = fs.statSync(paths.sock).ino;
+  // A socket systemd passed is systemd's (SocketMode=): neither chmod nor removal.
+  const given = paths.listenFd !== undefined;
+  if (!given) fs.chmodSync(paths.sock, 0o600);
+  const sockIno = given ? undefined : fs.statSync(paths.sock).ino;
   if (paths.pidFile) fs.writeFileSync(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
   log(`listening on ${paths.sock}, pid ${process.pid}`);
+  startupDone();
   resetIdle();
 
   let closing: Promise<void> | undefined;
