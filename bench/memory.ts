@@ -1,6 +1,6 @@
 // The agent's memory beside Node's floor: the RSS of an idle `node` (what
 // `node -e 0` costs, kept alive long enough to be read); of tsagent (-D -a)
-// one second after start-up, and idle, after 12 s without a request (V8's
+// one second after start-up, and idle, 20 s after start-up without a request (V8's
 // memory reducer gives back start-up's heap about 8 s after the last GC, as it
 // does for an agent that idles all day); then after 200 keys and two seconds
 // of signing at 64 connections (loaded: the RSS right after the load;
@@ -80,7 +80,7 @@ export async function measureMemory(o: MemoryOptions = {}): Promise<MemoryRun> {
   try {
     await sleep(settleMs);
     const started = procRss(agent.pid);
-    await sleep(o.idleMs ?? 11_000);
+    await sleep(o.idleMs ?? 19_000);
     const idle = procRss(agent.pid);
     const keys = manyEd25519(o.keys ?? 200);
     await addKeys(agent.sock, keys, 'mem');
@@ -130,7 +130,7 @@ export function memorySection(runs: MemoryRun[]): string {
   const L = [
     '## Memory (issue 15)',
     '',
-    `\`node dist/bench/memory.js\`: medians of ${runs.length} runs. Idle is 12 s after start-up ` +
+    `\`node dist/bench/memory.js\`: medians of ${runs.length} runs. Idle is 20 s after start-up ` +
       "without a request (V8's memory reducer has run); loaded is right after 200 keys and 2 s " +
       'of ed25519 signing at 64 connections; high-water is VmHWM.',
     '',
