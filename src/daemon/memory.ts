@@ -13,8 +13,8 @@
 //   what it costs at 16 (the survivors are the same); at V8's initial 1 MB it
 //   would come four times as often (measured with --trace-gc: 29 µs of GC per
 //   signature against 6). V8 reads its max only when the heap is set up, so the
-//   cap is the growth factor, set to 1 once the space has reached it (and back
-//   to V8's 2 when the memory reducer has shrunk an idle agent's).
+//   cap is the growth factor: 1 during start-up and once the space has reached
+//   the cap, V8's 2 below it (checked after each GC).
 //
 // Both flags are read by V8 when it decides (not when the heap is set up), so
 // v8.setFlagsFromString works after start.
@@ -27,6 +27,8 @@ export const YOUNG_GENERATION_CAP = 8 << 20;
 /** Before the agent's modules load (main.ts, for every agent mode). */
 export function startQuietly(): void {
   v8.setFlagsFromString('--no-turbofan');
+  // Start-up's garbage fits V8's initial 1 MB: no growth before the first request.
+  v8.setFlagsFromString('--semi-space-growth-factor=1');
 }
 
 /** Once the agent listens (serve.ts). */
@@ -38,13 +40,13 @@ export function startupDone(): void {
 /** After every GC (no timer: an idle agent stays asleep), hold new space at the cap. */
 function capYoungGeneration(cap = YOUNG_GENERATION_CAP): void {
   const { PerformanceObserver } = require('node:perf_hooks') as typeof import('node:perf_hooks');
-  let atCap = false;
+  let factor = 1; // startQuietly's
   const check = () => {
     const young = v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space');
-    const full = !!young && young.space_size >= cap;
-    if (full === atCap) return;
-    atCap = full;
-    v8.setFlagsFromString(`--semi-space-growth-factor=${full ? 1 : 2}`);
+    const want = !young || young.space_size >= cap ? 1 : 2;
+    if (want === factor) return;
+    factor = want;
+    v8.setFlagsFromString(`--semi-space-growth-factor=${want}`);
   };
   new PerformanceObserver(check).observe({ entryTypes: ['gc'] });
 }
