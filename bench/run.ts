@@ -1,7 +1,8 @@
 // `npm run bench [-- --quick]`: tsagent against OpenSSH's ssh-agent, side by
 // side and interleaved (A B A B … for every case, in every round), on the
 // same machine. Prints a markdown table of medians and tsagent/ssh-agent
-// ratios and writes it to bench/results.md.
+// ratios and writes it to bench/results.md, with the memory figures of
+// bench/memory.ts (idle, loaded, high-water RSS beside Node's floor) after.
 //
 // Options: --quick (under 60 s; writes bench/results-quick.md), --rounds N, --duration MS (per case and agent),
 // --warmup MS, --only REGEX (case names), --no-openssl, --out FILE, --json FILE,
@@ -16,6 +17,7 @@ import * as path from 'node:path';
 import { MSG } from '../src/agent/protocol';
 import { AgentName, AgentProcess, TSAGENT_MAIN, REPO, benchEnv, startAgent } from './agent-process';
 import type { LoadJob, LoadResult } from './loadgen';
+import { MemoryRun, measureMemoryRuns, memorySection } from './memory';
 import {
   AGENTS,
   LoadCase,
@@ -319,6 +321,7 @@ async function main(): Promise<void> {
   const snapDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsagent-bench-build-'));
   if (!o.tsMain) o.tsMain = snapshotTsagent(snapDir);
   let bgPid: number | undefined;
+  let memory: MemoryRun[] = [];
   try {
     bgPid = startBackgroundAgent(evalDir, o.tsMain);
     for (let r = 1; r <= o.rounds; r++) {
@@ -328,6 +331,8 @@ async function main(): Promise<void> {
       evalReuse(o, s, evalDir);
       await round(r, o, cases, k, gen, s);
     }
+    process.stderr.write('memory: idle, loaded and high-water RSS beside node -e\n');
+    memory = await measureMemoryRuns(o.quick ? 1 : 3, { main: o.tsMain });
   } finally {
     gen.close();
     if (bgPid) {
@@ -342,7 +347,10 @@ async function main(): Promise<void> {
     fs.rmSync(snapDir, { recursive: true, force: true });
     k.sshAdd.close();
   }
-  const md = report(o, cases, s, speed, (performance.now() - t0) / 1000, loadAtStart);
+  const md =
+    report(o, cases, s, speed, (performance.now() - t0) / 1000, loadAtStart) +
+    '\n' +
+    memorySection(memory);
   process.stdout.write('\n' + md);
   fs.writeFileSync(o.out, md);
   if (o.json) fs.writeFileSync(o.json, JSON.stringify({ options: o, speed, samples: s }, null, 1));

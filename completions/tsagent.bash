@@ -79,8 +79,7 @@ _tsagent() {
         return
         ;;
     status) mapfile -t COMPREPLY < <(compgen -W "--json" -- "$cur") && return ;;
-    lock) return ;;
-    unlock)
+    lock | unlock)
         [[ $prev == --passphrase-fd ]] && return
         mapfile -t COMPREPLY < <(compgen -W "--passphrase-fd" -- "$cur")
         return

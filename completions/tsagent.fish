@@ -73,7 +73,7 @@ set -l n __tsagent_no_subcommand
 complete -c tsagent -n $n -a "$__tsagent_subcommands"
 complete -c tsagent -n $n -a vault -d 'manage the encrypted key vault'
 complete -c tsagent -n $n -a status -d 'show the state of the agent'
-complete -c tsagent -n $n -a lock -d 'lock the agent'
+complete -c tsagent -n $n -a lock -d 'lock the agent with a password (as ssh-add -x)'
 complete -c tsagent -n $n -a unlock -d 'unlock the agent and load the vault keys'
 complete -c tsagent -n $n -a add -d 'add key files to the agent (and the vault)'
 complete -c tsagent -n $n -a log -d 'show the audit log'
@@ -103,6 +103,7 @@ end
 # status, unlock, add, log, init
 complete -c tsagent -n '__tsagent_using status' -l json -d 'print one JSON object'
 complete -c tsagent -n '__tsagent_using unlock' -l passphrase-fd -x -d 'read the passphrase from this fd'
+complete -c tsagent -n '__tsagent_using lock' -l passphrase-fd -x -d 'read the lock password from this fd'
 complete -c tsagent -n '__tsagent_using add' -F
 complete -c tsagent -n '__tsagent_using add' -l save -d 'also store the keys in the vault'
 complete -c tsagent -n '__tsagent_using add' -s c -d 'ask for confirmation before each use'

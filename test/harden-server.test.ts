@@ -113,6 +113,9 @@ describe('connections that hold a slot', () => {
     const clients: AgentClient[] = [];
     try {
       assert.equal(a.server.maxConnections, 6);
+      const byDefault = await serveInProcess(keyring(), { openFileLimit: 1000 });
+      assert.equal(byDefault.server.maxConnections, 936);
+      await byDefault.close();
       for (let i = 0; i < 6; i++) {
         const c = await AgentClient.connect(a.sock);
         clients.push(c);

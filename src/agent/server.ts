@@ -43,7 +43,7 @@ export type Logger = (msg: string) => void;
 
 export interface AgentServerOptions {
   log?: Logger;
-  /** Connections served at once (further capped by the open-file limit); more are closed at accept. */
+  /** Connections served at once (default and cap: what the open-file limit allows); more are closed at accept. */
   maxConnections?: number;
   /** The open-file limit to size the connection limit by (default: RLIMIT_NOFILE, read at start). */
   openFileLimit?: number;
@@ -109,8 +109,10 @@ export class AgentServer {
     private readonly opts: AgentServerOptions = {},
   ) {
     this.log = opts.log ?? (() => {});
-    const files = connectionsForFiles(opts.openFileLimit ?? openFileLimit());
-    this.maxConnections = Math.min(opts.maxConnections ?? 1024, files);
+    // As many as the open-file limit allows (1024 if it cannot be read), or fewer if configured.
+    const byFiles = connectionsForFiles(opts.openFileLimit ?? openFileLimit());
+    const wanted = opts.maxConnections ?? (Number.isFinite(byFiles) ? byFiles : 1024);
+    this.maxConnections = Math.min(wanted, byFiles);
     this.server = net.createServer((s) => this.accept(s));
     this.server.on('error', (e) => this.log(`server error: ${e.message}`));
   }

@@ -59,7 +59,7 @@ Commands:
   tsagent add [--save] [-c] [-t life] file ...
                          add keys as ssh-add does; --save also stores them in the vault
   tsagent unlock         unlock the agent and load the vault's keys
-  tsagent lock           lock the agent (the vault passphrase unlocks)
+  tsagent lock           lock the agent with a password, as ssh-add -x (it or the vault passphrase unlocks)
   tsagent status         show the agent's state (--json; exit 0 unlocked with keys, 1 locked/empty, 2 no agent)
   tsagent log            show the audit log (--follow, --json)
   tsagent init SHELL     print the rc-file snippet for bash, zsh or fish

@@ -16,7 +16,6 @@ import { DaemonError } from './error';
 import { KnownHostsCache } from './known-hosts-cache';
 import { listenTarget } from './activation';
 import { startupDone } from './memory';
-import { recoveryPath } from './paths';
 import { auditRecord, confirmPrompt, refusedChangeRecord } from './prompt';
 import { agentStatus } from './status';
 import { VaultBridge } from './vault-bridge';
@@ -71,11 +70,11 @@ export async function serveAgent(
   const resetIdle = () => {
     if (!cfg.lockAfter) return;
     clearTimeout(idleTimer);
+    // As SIGUSR1: keys held only in memory go, the vault locks; its passphrase brings keys back.
     idleTimer = setTimeout(() => void server.lockForOwner('idle'), cfg.lockAfter * 1000);
     idleTimer.unref();
   };
   const { paths } = cfg;
-  const recoveryFile = recoveryPath(paths);
   const startedAt = Date.now();
   const server: AgentServer = new AgentServer(keyring, {
     log,
@@ -89,9 +88,6 @@ export async function serveAgent(
         contents: encodeStatus(
           agentStatus(keyring, vault, { pid: process.pid, startedAt, socket: paths.sock }),
         ),
-      }),
-      [EXT.lock]: async (): Promise<Response> => ({
-        type: (await server.lockForOwner('tsagent lock')) ? 'success' : 'failure',
       }),
       [EXT.vaultUnlock]: async (pass): Promise<Response> => ({
         type: (await keyring.openVault(pass)) ? 'success' : 'failure',
@@ -147,7 +143,6 @@ export async function serveAgent(
         // Already gone.
       }
       if (paths.pidFile) fs.rmSync(paths.pidFile, { force: true });
-      fs.rmSync(recoveryFile, { force: true });
       if (paths.removeDir && paths.dir) {
         try {
           fs.rmdirSync(paths.dir);
@@ -161,7 +156,8 @@ export async function serveAgent(
     log(`internal error (agent keeps serving): ${e.stack ?? e}`),
   );
   process.on('unhandledRejection', (e) => log(`internal error (agent keeps serving): ${e}`));
-  // A screen locker or suspend hook locks the agent with `kill -USR1 PID`.
+  // A screen locker or suspend hook locks the agent with `kill -USR1 PID` (no secret is
+  // written anywhere: only the vault passphrase brings keys back, as in OpenSSH 10).
   process.on('SIGUSR1', () => void server.lockForOwner('SIGUSR1'));
   for (const sig of signals) {
     process.on(sig, () => {
