@@ -88,7 +88,7 @@ export interface LoadCase {
   concurrency: number;
   /** list cases: identities loaded. */
   identities?: number;
-  /** A floor under --duration for slow cases (a security key signs in a new helper process). */
+  /** A floor under --duration for slow cases: security keys (a new helper process per signature), ML-DSA (pure JS). */
   minDurationMs?: number;
 }
 
@@ -108,7 +108,7 @@ export function loadCases(o: Options): LoadCase[] {
         kind: 'sign',
         key,
         concurrency: c,
-        ...(key.startsWith('sk-') ? { minDurationMs: 1000 } : {}),
+        ...(key.startsWith('sk-') || key.startsWith('mldsa') ? { minDurationMs: 1000 } : {}),
       });
   cases.push({ name: 'list 5 keys C=1', kind: 'list', concurrency: 1, identities: 5 });
   cases.push({ name: 'list 500 keys C=1', kind: 'list', concurrency: 1, identities: 500 });

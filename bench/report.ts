@@ -161,10 +161,13 @@ export function report(
   L.push('');
   L.push(machine(loadAtStart));
   const floor = Math.max(0, ...cases.map((c) => c.minDurationMs ?? 0));
+  const floored = [
+    ...new Set(cases.filter((c) => (c.minDurationMs ?? 0) > o.durationMs).map((c) => c.key)),
+  ];
   L.push(
     `- Run: \`npm run bench${o.quick ? ' -- --quick' : ''}\`, ${o.rounds} rounds, ` +
       `${o.durationMs} ms per case and agent` +
-      (floor > o.durationMs ? ` (security keys: ${floor} ms)` : '') +
+      (floored.length ? ` (${floored.join(', ')}: ${floor} ms)` : '') +
       ` after ${o.warmupMs} ms warm-up, ` +
       `A B A B interleaved; ${fmt(elapsedS, 0)} s in all`,
   );
@@ -172,7 +175,8 @@ export function report(
   L.push(
     'Figures are medians over rounds; a ratio is the median of the per-round ratios ' +
       `tsagent/${B} (throughput: higher is better; latency, time, memory: lower is better). ` +
-      'CPU is % of one core over the measured window: the agent (all threads, /proc/PID/stat) ' +
+      'CPU is % of one core over the measured window: the agent (all threads, and its helper processes ' +
+      'such as ssh-sk-helper and ssh-pkcs11-helper, /proc/PID/stat) ' +
       'and the load generator (a separate process, `process.cpuUsage()`); "other" is every ' +
       'other process on the machine meanwhile (/proc/stat), i.e. noise. CPU µs/op is the ' +
       "agent's CPU time per request: its efficiency, independent of scheduling.",
