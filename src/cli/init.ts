@@ -6,6 +6,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { UsageError } from './errors';
 
 export const SHELLS = ['bash', 'zsh', 'fish'] as const;
 export type InitShell = (typeof SHELLS)[number];
@@ -39,8 +40,6 @@ const REFUSED: Record<string, string> = {
   '-d': 'the agent must run in the background',
   '-D': 'the agent must run in the background',
 };
-
-class InitUsageError extends Error {}
 
 /** POSIX shell single quoting. */
 export function shQuote(s: string): string {
@@ -78,28 +77,21 @@ export function agentCommand(env: NodeJS.ProcessEnv = process.env): string[] {
 
 /** Check the agent options (as the agent would) and refuse those that do not belong in an rc file. */
 function checkAgentOptions(opts: string[]): void {
-  const { parseAgentArgs, UsageError } = require('./options') as typeof import('./options');
+  const { parseAgentArgs } = require('./options') as typeof import('./options');
   for (const o of opts) {
     const name = o.startsWith('--') ? o.split('=')[0] : o.slice(0, 2);
     if (REFUSED[name])
-      throw new InitUsageError(`${name} cannot be used in an rc-file snippet: ${REFUSED[name]}`);
+      throw new UsageError(`${name} cannot be used in an rc-file snippet: ${REFUSED[name]}`);
     if (o.startsWith('-') && !o.startsWith('--') && o.length > 2 && !'EOPt'.includes(o[1]))
       for (const ch of o.slice(1))
         if (REFUSED[`-${ch}`])
-          throw new InitUsageError(
-            `-${ch} cannot be used in an rc-file snippet: ${REFUSED[`-${ch}`]}`,
-          );
+          throw new UsageError(`-${ch} cannot be used in an rc-file snippet: ${REFUSED[`-${ch}`]}`);
   }
-  try {
-    const parsed = parseAgentArgs(opts);
-    if (parsed.command.length > 0)
-      throw new InitUsageError(
-        `unexpected argument "${parsed.command[0]}": only agent options may follow the shell name`,
-      );
-  } catch (e) {
-    if (e instanceof UsageError) throw new InitUsageError(e.message);
-    throw e;
-  }
+  const parsed = parseAgentArgs(opts);
+  if (parsed.command.length > 0)
+    throw new UsageError(
+      `unexpected argument "${parsed.command[0]}": only agent options may follow the shell name`,
+    );
 }
 
 /**
@@ -220,18 +212,18 @@ export async function runInit(argv: string[]): Promise<number> {
   try {
     const [shell, ...opts] = argv;
     if (shell === undefined)
-      throw new InitUsageError(
+      throw new UsageError(
         'name the shell: tsagent init bash, tsagent init zsh or tsagent init fish',
       );
     if (!(SHELLS as readonly string[]).includes(shell))
-      throw new InitUsageError(
+      throw new UsageError(
         `unsupported shell "${shell}": use bash, zsh or fish (for another Bourne-style shell add eval "$(tsagent -s)" to its rc file; for csh/tcsh, eval \`tsagent -c\`)`,
       );
     checkAgentOptions(opts);
     await write(snippet(shell as InitShell, agentCommand(), opts));
     return 0;
   } catch (e) {
-    if (!(e instanceof InitUsageError)) throw e;
+    if (!(e instanceof UsageError)) throw e;
     process.stderr.write(`tsagent init: ${e.message}\n${INIT_USAGE}\n`);
     return 2;
   }
