@@ -8,6 +8,8 @@ import { WireReader } from '../ssh/wire';
 import { HelperFailure } from './helper-process';
 import { Pkcs11Provider } from './pkcs11-helper';
 import { SkSignOptions, skSign } from './sk-helper';
+import { websafeAllows } from './websafe';
+import { escapeText } from '../ssh/escape';
 
 export interface DeviceKey {
   readonly algorithm: 'device';
@@ -32,22 +34,32 @@ export class DeviceSignError extends Error {
   }
 }
 
-/** A security key that signs through ssh-sk-helper with `provider`. */
+/**
+ * A security key that signs through ssh-sk-helper with `provider`. With
+ * `restrictWebsafe`, a web-origin key signs only SSH data (websafe.ts).
+ */
 export function securityKey(
   key: SkPrivateKey,
   provider: string,
   opts: SkSignOptions = {},
+  restrictWebsafe = true,
 ): DeviceKey {
+  const publicBlob = skKeyBlob(key);
   return {
     algorithm: 'device',
     device: 'security-key',
     keyType: key.keyType,
-    publicBlob: skKeyBlob(key),
+    publicBlob,
     bits: 256,
     provider,
     needsTouch: (key.flags & SK_USER_PRESENCE_REQD) !== 0,
     // sk keys have no signature flags: ssh-agent passes none to sshkey_sign.
     sign: async (data) => {
+      if (restrictWebsafe && !websafeAllows(key.application, publicBlob, data))
+        throw new DeviceSignError({
+          kind: 'refused',
+          message: `web-origin key (application "${escapeText(key.application)}") asked to sign non-SSH data`,
+        });
       const res = await skSign(key, provider, data, opts);
       if (!res.ok) throw new DeviceSignError(res.error);
       return res.value;

@@ -6,11 +6,13 @@
 import * as crypto from 'node:crypto';
 import * as net from 'node:net';
 import { SessionBind } from './destination';
+import { DeviceKeys } from './device-keys';
 import { FrameReply, serveFrames } from './framing';
 import type { SignResult } from './keyring';
 import { MSG, Request, Response, decodeRequest, encodeResponse } from './protocol';
 import type { AgentService } from './service';
 import { errorMessage } from '../ssh/error';
+import { escapeText } from '../ssh/escape';
 import { verifySignature } from '../ssh/signature';
 import { WireReader, WireWriter } from '../ssh/wire';
 
@@ -56,6 +58,8 @@ export interface AgentServerOptions {
   afterSign?: (event: SignEvent) => void;
   /** Looks up the peer of a new connection (SO_PEERCRED), if the platform allows. */
   peerOf?: (socket: net.Socket) => ConnectionContext['peer'];
+  /** Security keys and PKCS#11 tokens: their providers and policy (default: OpenSSH's). */
+  devices?: DeviceKeys;
 }
 
 /** A handled request: its reply, with work to run once the reply is written; or close. */
@@ -70,12 +74,14 @@ export class AgentServer {
   private readonly sockets = new Set<net.Socket>();
   private nextId = 1;
   private readonly log: Logger;
+  private readonly devices: DeviceKeys;
 
   constructor(
     readonly keyring: AgentService<ConnectionContext, SignResult>,
     private readonly opts: AgentServerOptions = {},
   ) {
     this.log = opts.log ?? (() => {});
+    this.devices = opts.devices ?? new DeviceKeys();
     this.server = net.createServer((s) => this.accept(s));
     this.server.on('error', (e) => this.log(`server error: ${e.message}`));
   }
@@ -201,10 +207,30 @@ export class AgentServer {
         else this.log(`connection ${ctx.id}: added ${req.key.keyType} key`);
         return ok(added.ok);
       }
+      case 'add-sk': {
+        // ssh-agent.c process_add_identity: the sk-provider is checked before the key is kept.
+        const dev = await this.devices.securityKey(
+          req.key,
+          req.constraints.skProvider,
+          ctx.bindAttempted,
+        );
+        const added = dev.ok ? agent.add(dev.value, req.comment, req.constraints, { ctx }) : dev;
+        if (!added.ok) this.log(`connection ${ctx.id}: add refused: ${added.reason}`);
+        else this.log(`connection ${ctx.id}: added ${req.key.keyType} security key`);
+        return ok(added.ok);
+      }
+      case 'add-smartcard':
+        return ok(await this.addSmartcard(req, ctx));
+      case 'remove-smartcard':
+        return ok(await this.removeSmartcard(req.provider, ctx));
       case 'remove':
         return ok(agent.remove(req.keyBlob, ctx));
-      case 'remove-all':
-        return ok(agent.removeAll(ctx));
+      case 'remove-all': {
+        const done = agent.removeAll(ctx);
+        // Unlike OpenSSH 9.2 (whose tokens stay loaded, so `ssh-add -s` then fails), -D unloads them too.
+        if (done) await this.devices.removeAllTokens();
+        return ok(done);
+      }
       case 'lock':
         return ok(await agent.lock(req.passphrase));
       case 'unlock': {
@@ -212,9 +238,6 @@ export class AgentServer {
         if (!done) this.log(`connection ${ctx.id}: unlock failed`);
         return ok(done);
       }
-      case 'smartcard':
-        this.log(`connection ${ctx.id}: PKCS#11 is not supported`);
-        return { type: 'failure' };
       case 'extension':
         return await this.extension(req.name, req.contents, ctx);
       case 'unknown':
@@ -225,6 +248,55 @@ export class AgentServer {
         if (req.code === MSG.LOCK || req.code === MSG.UNLOCK) return this.safetyLock(ctx, socket);
         return { type: 'failure' };
     }
+  }
+
+  /** ADD_SMARTCARD_KEY(_CONSTRAINED): every key of the token gets the constraints (-c, -t, -h). */
+  private async addSmartcard(
+    req: Extract<Request, { type: 'add-smartcard' }>,
+    ctx: ConnectionContext,
+  ): Promise<boolean> {
+    if (this.keyring.locked) {
+      req.pin.fill(0);
+      this.log(`connection ${ctx.id}: PKCS#11 add refused: agent is locked`);
+      return false;
+    }
+    const ids = await this.devices.addToken(
+      req.provider,
+      req.pin,
+      req.constraints.associatedCerts,
+      ctx.bindAttempted,
+    );
+    if (!ids.ok) {
+      this.log(`connection ${ctx.id}: PKCS#11 add refused: ${ids.reason}`);
+      return false;
+    }
+    let added = 0;
+    for (const id of ids.value) {
+      const res = this.keyring.add(id.key, id.comment, req.constraints, { ctx });
+      if (res.ok) added++;
+      else this.log(`connection ${ctx.id}: token key not added: ${res.reason}`);
+    }
+    const canonical = ids.value[0].key.provider;
+    this.log(
+      `connection ${ctx.id}: added ${added} keys from PKCS#11 provider "${escapeText(canonical)}"`,
+    );
+    // Nothing kept: do not leave the token logged in for nothing.
+    if (added === 0) await this.devices.removeToken(canonical);
+    return added > 0;
+  }
+
+  /** REMOVE_SMARTCARD_KEY: the provider is unloaded and every key it brought removed. */
+  private async removeSmartcard(provider: string, ctx: ConnectionContext): Promise<boolean> {
+    if (this.keyring.locked) return false;
+    const res = await this.devices.removeToken(provider);
+    if (!res.ok) {
+      this.log(`connection ${ctx.id}: PKCS#11 remove refused: ${res.reason}`);
+      return false;
+    }
+    // process_remove_smartcard_key drops them all, whichever this connection may see.
+    const local: ConnectionContext = { ...ctx, binds: [], bindAttempted: false, bindFailed: false };
+    for (const blob of res.value) this.keyring.remove(blob, local);
+    return true;
   }
 
   /**

@@ -5,6 +5,7 @@
 // for other clients. Ed25519 and P-256 are cheaper than the trip there.
 
 import * as crypto from 'node:crypto';
+import type { AgentKey } from './service';
 import { SIGN_FLAG } from './protocol';
 import { PrivateKey } from '../ssh/privatekey';
 import { encodeSignature } from '../ssh/signature';
@@ -40,8 +41,12 @@ function signOnLoop(key: PrivateKey, data: Buffer): boolean {
   return true;
 }
 
-/** Sign `data`; resolves to the SSH signature blob. Slow signatures run off the event loop. */
-export function sign(key: PrivateKey, data: Buffer, flags: number): Promise<Buffer> {
+/**
+ * Sign `data`; resolves to the SSH signature blob. Slow signatures run off the
+ * event loop; a device key signs on its device, through its helper.
+ */
+export function sign(key: AgentKey, data: Buffer, flags: number): Promise<Buffer> {
+  if (key.algorithm === 'device') return key.sign(data, flags);
   const { name, hash } = signatureAlgorithm(key, flags);
   const opts: crypto.SignKeyObjectInput = { key: key.keyObject };
   const der = key.algorithm === 'ecdsa';
