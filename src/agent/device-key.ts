@@ -34,18 +34,25 @@ export class DeviceSignError extends Error {
   }
 }
 
-/**
- * A security key that signs through ssh-sk-helper with `provider`. With
- * `restrictWebsafe`, a web-origin key signs only SSH data (websafe.ts).
- */
+export interface SecurityKeyOptions {
+  sk?: SkSignOptions;
+  /** A web-origin key signs only SSH data (websafe.ts); off with -O no-restrict-websafe. */
+  restrictWebsafe?: boolean;
+  /**
+   * Tell the user to touch the device while a signature waits for it
+   * (ssh-agent.c notify_start "Confirm user presence"); returns the closer.
+   */
+  onTouch?: (key: DeviceKey) => () => void;
+}
+
+/** A security key that signs through ssh-sk-helper with `provider`. */
 export function securityKey(
   key: SkPrivateKey,
   provider: string,
-  opts: SkSignOptions = {},
-  restrictWebsafe = true,
+  opts: SecurityKeyOptions = {},
 ): DeviceKey {
   const publicBlob = skKeyBlob(key);
-  return {
+  const device: DeviceKey = {
     algorithm: 'device',
     device: 'security-key',
     keyType: key.keyType,
@@ -55,16 +62,22 @@ export function securityKey(
     needsTouch: (key.flags & SK_USER_PRESENCE_REQD) !== 0,
     // sk keys have no signature flags: ssh-agent passes none to sshkey_sign.
     sign: async (data) => {
-      if (restrictWebsafe && !websafeAllows(key.application, publicBlob, data))
+      if ((opts.restrictWebsafe ?? true) && !websafeAllows(key.application, publicBlob, data))
         throw new DeviceSignError({
           kind: 'refused',
           message: `web-origin key (application "${escapeText(key.application)}") asked to sign non-SSH data`,
         });
-      const res = await skSign(key, provider, data, opts);
-      if (!res.ok) throw new DeviceSignError(res.error);
-      return res.value;
+      const done = device.needsTouch ? opts.onTouch?.(device) : undefined;
+      try {
+        const res = await skSign(key, provider, data, opts.sk);
+        if (!res.ok) throw new DeviceSignError(res.error);
+        return res.value;
+      } finally {
+        done?.();
+      }
     },
   };
+  return device;
 }
 
 /** The bits of an RSA or ECDSA public key blob (for listings). */

@@ -26,6 +26,8 @@ export interface DeviceKeysOptions {
   /** Off with -O no-restrict-websafe (see websafe.ts). */
   restrictWebsafe?: boolean;
   sk?: SkSignOptions;
+  /** Tell the user to touch a security key (see SecurityKeyOptions.onTouch). */
+  onTouch?: (key: DeviceKey) => () => void;
   pkcs11?: Pkcs11Options;
   /** A token's helper died: these identities can no longer sign. */
   onTokenGone?: (blobs: Buffer[]) => void;
@@ -86,10 +88,8 @@ export class DeviceKeys {
       if (!ok.ok) return ok;
       canonical = ok.value;
     }
-    return {
-      ok: true,
-      value: securityKey(key, canonical, this.opts.sk, this.opts.restrictWebsafe ?? true),
-    };
+    const { sk, restrictWebsafe, onTouch } = this.opts;
+    return { ok: true, value: securityKey(key, canonical, { sk, restrictWebsafe, onTouch }) };
   }
 
   /** ADD_SMARTCARD_KEY(_CONSTRAINED): load the token; its identities (with certificates grafted on). */
