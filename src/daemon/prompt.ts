@@ -48,6 +48,9 @@ export function confirmPrompt(
   const hops = hopChain(ctx, details, knownHosts);
   if (hops.length > 0)
     p += `\n${details.forwarded ? 'Forwarded' : 'Login'}: ${hops.join(' \u2192 ')}.`;
+  // A security key then waits for a touch, which nothing else on screen asks for.
+  if (entry.key.algorithm === 'device' && entry.key.needsTouch)
+    p += '\nIf allowed, touch your security key.';
   return p;
 }
 
