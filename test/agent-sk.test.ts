@@ -9,7 +9,17 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AGENTS, RunningAgent, startAgent } from './fixtures/agent';
 import { describeKey, KeyType, TestKey } from './fixtures/keys';
-import { SSH, SSHD, SSH_ADD, SSH_KEYGEN, baseEnv, mkTemp, rmTemp, run } from './fixtures/run';
+import {
+  SSH,
+  SSHD,
+  SSH_ADD,
+  SSH_KEYGEN,
+  baseEnv,
+  mkTemp,
+  rmTemp,
+  run,
+  waitFor,
+} from './fixtures/run';
 import { SK_DUMMY, SK_KINDS, certify, makeSkKey, skipUnlessSk } from './fixtures/sk';
 import { Sshd, sshLogin, startSshd } from './fixtures/sshd';
 
@@ -216,5 +226,75 @@ for (const agent of AGENTS) {
       assert.equal(l.stdout.trim(), k.listLine);
       assert.equal((await sshAdd(['-D'])).code, 0);
     });
+  });
+}
+
+for (const agent of AGENTS) {
+  describe(`security keys: the touch notice and forwarded adds in ${agent.name}`, { skip }, () => {
+    let kdir: string;
+    before(() => (kdir = mkTemp()));
+    after(() => rmTemp(kdir));
+
+    it('while a key that needs a touch signs, askpass shows "Confirm user presence" (tsagent: and what to do)', async () => {
+      const log = path.join(kdir, 'notice.log');
+      const notifier = path.join(kdir, 'notify.sh');
+      // Ignores SIGTERM: the agent takes the notice down as soon as the signature is made.
+      fs.writeFileSync(
+        notifier,
+        `#!/bin/sh\ntrap '' TERM\nprintf '%s|%s\\n' "$SSH_ASKPASS_PROMPT" "$1" >> '${log}'\n`,
+        {
+          mode: 0o755,
+        },
+      );
+      const a = await startAgent(agent, {
+        env: { SSH_ASKPASS: notifier, SSH_ASKPASS_REQUIRE: 'force' },
+      });
+      try {
+        const env = baseEnv({ SSH_AUTH_SOCK: a.sock, SSH_SK_PROVIDER: SK_DUMMY });
+        const k = keys['ed25519-sk'];
+        assert.equal((await run(SSH_ADD, [k.priv], { env })).code, 0);
+        const msg = path.join(kdir, 'msg');
+        fs.writeFileSync(msg, 'x\n');
+        const s = await run(SSH_KEYGEN, ['-Y', 'sign', '-n', 'file', '-f', k.pub, msg], {
+          env,
+          timeout: 30_000,
+        });
+        assert.equal(s.code, 0, s.stderr);
+        const lines = await waitFor('the notice', () =>
+          fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : '',
+        );
+        assert.match(
+          lines,
+          new RegExp(`^none\\|Confirm user presence for key ED25519-SK ${k.fingerprint}`, 'm'),
+        );
+        if (agent.kind === 'tsagent') assert.match(lines, /touch your security key/);
+      } finally {
+        await a.stop();
+      }
+    });
+
+    // OpenSSH 9.4's rule, which Debian 12's 9.2 has too (CVE-2023-38408).
+    for (const args of [[], ['-O', 'allow-remote-pkcs11']])
+      it(`ssh-add over a forwarded agent${args.length ? ' with -O allow-remote-pkcs11: added' : ': refused'}`, async () => {
+        const a = await startAgent(agent, { args });
+        try {
+          const env = baseEnv({ SSH_AUTH_SOCK: a.sock, SSH_SK_PROVIDER: SK_DUMMY });
+          assert.equal((await run(SSH_ADD, [keys['ed25519-sk'].priv], { env })).code, 0);
+          const remote = ['env', `SSH_SK_PROVIDER=${SK_DUMMY}`, SSH_ADD, keys['ecdsa-sk'].priv];
+          const r = await sshLogin(sshd, a.sock, remote, ['-A']);
+          const allowed = args.length > 0;
+          if (allowed) {
+            assert.equal(r.code, 0, r.stderr);
+            assert.match(r.stderr, /Identity added/);
+          } else {
+            assert.notEqual(r.code, 0);
+            assert.match(r.stderr, /agent refused operation/);
+          }
+          const l = await run(SSH_ADD, ['-l'], { env });
+          assert.equal(l.stdout.trim().split('\n').length, allowed ? 2 : 1, l.stdout);
+        } finally {
+          await a.stop();
+        }
+      });
   });
 }
