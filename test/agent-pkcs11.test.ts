@@ -37,6 +37,9 @@ before(async () => {
   token = await makeSoftToken(dir);
   for (const k of token.keys)
     sshds[k.label] = await startSshd({ authorizedKeys: `${pubLine(k)}\n` });
+  sshds.both = await startSshd({
+    authorizedKeys: token.keys.map((k) => `${pubLine(k)}\n`).join(''),
+  });
 });
 
 after(async () => {
@@ -133,6 +136,21 @@ for (const agent of AGENTS) {
         const login = await sshLogin(sshds[label], a.sock, ['true']);
         assert.notEqual(login.code, 0, `${label}: ${login.stderr}`);
       }
+      assert.equal((await sshAdd(['-e', SOFTHSM_LIB])).code, 0);
+    });
+
+    it('-h applies to every key of the token: each logs in to its host only', async () => {
+      // Each key may only go to the rsa-key sshd; the sshd trusting both has another host key.
+      const kh = path.join(adir, 'known_hosts');
+      fs.writeFileSync(kh, `127.0.0.1 ${sshds['rsa-key'].hostKey}\n`);
+      askpass.answer(TOKEN_PIN);
+      const r = await sshAdd(['-H', kh, '-h', '127.0.0.1', '-s', SOFTHSM_LIB]);
+      assert.equal(r.code, 0, r.stderr);
+      const ok = await sshLogin(sshds['rsa-key'], a.sock, ['true']);
+      assert.equal(ok.code, 0, ok.stderr);
+      const other = await sshLogin(sshds.both, a.sock, ['true']);
+      assert.equal(other.code, 255, other.stderr);
+      assert.match(other.stderr, /Permission denied/);
       assert.equal((await sshAdd(['-e', SOFTHSM_LIB])).code, 0);
     });
 
