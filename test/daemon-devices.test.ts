@@ -30,7 +30,7 @@ const entry = (key: Entry['key']): Entry => ({
   destinations: [],
   fromVault: false,
 });
-const ctx = { id: 1, binds: [], bindAttempted: false };
+const ctx = { id: 1, binds: [], bindAttempted: false, bindAttempts: 0 };
 const details = { hosts: [], forwarded: false, verified: false };
 
 describe('security key notices', () => {

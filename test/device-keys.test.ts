@@ -47,7 +47,8 @@ interface Served {
   close(): Promise<void>;
 }
 
-async function serve(opts: DeviceKeysOptions = {}): Promise<Served> {
+/** `forwardedChanges`: serve changes from forwarded connections, so DeviceKeys' own rule decides. */
+async function serve(opts: DeviceKeysOptions = {}, forwardedChanges = false): Promise<Served> {
   const logs: string[] = [];
   const keyring = new Keyring<ConnectionContext>({ unlockDelayMs: 1 });
   const devices = new DeviceKeys({
@@ -55,7 +56,11 @@ async function serve(opts: DeviceKeysOptions = {}): Promise<Served> {
     onTokenGone: (blobs) => blobs.forEach((b) => keyring.remove(b)),
     ...opts,
   });
-  const server = new AgentServer(keyring, { log: (m) => logs.push(m), devices });
+  const server = new AgentServer(keyring, {
+    log: (m) => logs.push(m),
+    devices,
+    allowForwardedChanges: forwardedChanges,
+  });
   const sock = path.join(dir, `agent-${n++}.sock`);
   await server.listen(sock);
   const client = await AgentClient.connect(sock);
@@ -143,7 +148,7 @@ describe('security keys through the agent protocol', { skip: skipUnlessSk() }, (
 
   it('a forwarded connection may not name a provider (OpenSSH 9.4), unless -O allow-remote-pkcs11', async () => {
     for (const allowRemoteProviders of [false, true]) {
-      const s = await serve({ allowRemoteProviders });
+      const s = await serve({ allowRemoteProviders }, true);
       try {
         assert.equal((await reply(s.client, badBind())).type, 'failure');
         const r = await reply(s.client, addSk(fixtureKey('id_ed25519_sk'), SK_DUMMY));
@@ -283,6 +288,20 @@ describe('PKCS#11 tokens through the agent protocol', { skip: skipUnlessSoftHsm(
     }
   });
 
+  it('a forwarded connection may not load a token (the server refuses its changes, and DeviceKeys too)', async () => {
+    const s = await serve({ pkcs11: { env: token.env } }, true);
+    try {
+      await reply(s.client, badBind());
+      assert.equal((await reply(s.client, addCard())).type, 'failure');
+      assert.ok(
+        s.logs.some((l) => /remote addition of providers is disabled/.test(l)),
+        s.logs.join('\n'),
+      );
+    } finally {
+      await s.close();
+    }
+  });
+
   it('a forwarded connection may not load a token; a wrong PIN fails with a clear log line', async () => {
     const s = await serve({ pkcs11: { env: token.env } });
     try {
@@ -294,7 +313,9 @@ describe('PKCS#11 tokens through the agent protocol', { skip: skipUnlessSoftHsm(
       assert.ok(!s.logs.some((l) => l.includes('0000')));
       await reply(s.client, badBind());
       assert.equal((await reply(s.client, addCard())).type, 'failure');
-      assert.ok(s.logs.some((l) => /remote addition of providers is disabled/.test(l)));
+      assert.ok(
+        s.logs.some((l) => /refused ADD_SMARTCARD_KEY from a forwarded connection/.test(l)),
+      );
     } finally {
       await s.close();
     }

@@ -1,0 +1,167 @@
+// What a SIGN_REQUEST asks to sign, decoded so that a confirmation prompt and
+// the audit record can say it: an SSH login, an SSHSIG signature (git, files,
+// …), or bytes we do not recognise. Decoding never throws: anything that is
+// not exactly one of the known shapes is "unknown".
+
+import { escapeText } from '../ssh/escape';
+import { WireReader } from '../ssh/wire';
+
+/** RFC 4252 §6: SSH_MSG_USERAUTH_REQUEST. */
+const SSH_MSG_USERAUTH_REQUEST = 50;
+const PUBLICKEY = 'publickey';
+/** PROTOCOL §2.5 (OpenSSH): a userauth request that also names the server's host key. */
+const PUBLICKEY_HOSTBOUND = 'publickey-hostbound-v00@openssh.com';
+/** PROTOCOL.sshsig: the 6-byte preamble of the data that is signed. */
+const SSHSIG_MAGIC = Buffer.from('SSHSIG', 'latin1');
+/** PROTOCOL.sshsig: the hash algorithms a signature may use, with their output sizes. */
+const SSHSIG_HASH_LENGTH: Record<string, number> = { sha256: 32, sha512: 64 };
+
+export type UserauthMethod = typeof PUBLICKEY | typeof PUBLICKEY_HOSTBOUND;
+
+export interface LoginData {
+  kind: 'login';
+  method: UserauthMethod;
+  user: string;
+  service: string;
+  /** The signature algorithm ssh asked for (e.g. rsa-sha2-512 for an ssh-rsa key). */
+  algorithm: string;
+  keyBlob: Buffer;
+  sessionId: Buffer;
+  /** The server's host key, only in publickey-hostbound requests. */
+  hostKey?: Buffer;
+}
+
+export interface SshsigData {
+  kind: 'sshsig';
+  namespace: string;
+  hashAlgorithm: string;
+  hash: Buffer;
+}
+
+export interface UnknownData {
+  kind: 'unknown';
+  length: number;
+}
+
+export type SignedData = LoginData | SshsigData | UnknownData;
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A string field as text: valid UTF-8 without NUL (OpenSSH's cstring), else null. */
+function cstring(b: Buffer): string | null {
+  if (b.includes(0)) return null;
+  try {
+    return utf8.decode(b);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * RFC 4252 §7, the data a publickey signature covers:
+ *   string session id, byte 50, string user, string service, string method,
+ *   boolean TRUE, string algorithm, string key blob [, string host key (hostbound)]
+ * The same checks as OpenSSH's ssh-agent.c parse_userauth_request: a non-empty
+ * session id, "ssh-connection", sig-follows = 1 and nothing after the end.
+ */
+function decodeLogin(data: Buffer): LoginData | null {
+  const r = new WireReader(data);
+  const sessionId = r.string();
+  if (sessionId.length === 0) return null;
+  if (r.byte() !== SSH_MSG_USERAUTH_REQUEST) return null;
+  const user = cstring(r.string());
+  const service = cstring(r.string());
+  const method = cstring(r.string());
+  if (r.byte() !== 1) return null;
+  const algorithm = cstring(r.string());
+  const keyBlob = r.string();
+  if (user === null || algorithm === null || service !== 'ssh-connection') return null;
+  if (keyBlob.length === 0 || algorithm.length === 0) return null;
+  let hostKey: Buffer | undefined;
+  if (method === PUBLICKEY_HOSTBOUND) {
+    hostKey = Buffer.from(r.string());
+    if (hostKey.length === 0) return null;
+  } else if (method !== PUBLICKEY) return null;
+  if (r.remaining !== 0) return null;
+  const out: LoginData = {
+    kind: 'login',
+    method,
+    user,
+    service,
+    algorithm,
+    keyBlob: Buffer.from(keyBlob),
+    sessionId: Buffer.from(sessionId),
+  };
+  if (hostKey) out.hostKey = hostKey;
+  return out;
+}
+
+/**
+ * PROTOCOL.sshsig §"Signed Data": byte[6] "SSHSIG", string namespace,
+ * string reserved, string hash_algorithm, string H(message), and no more
+ * (as ssh-agent.c parse_sshsig_request). The hash must fit its algorithm.
+ */
+function decodeSshsig(data: Buffer): SshsigData | null {
+  if (data.length < SSHSIG_MAGIC.length || !data.subarray(0, 6).equals(SSHSIG_MAGIC)) return null;
+  const r = new WireReader(data.subarray(SSHSIG_MAGIC.length));
+  const namespace = cstring(r.string());
+  r.string(); // reserved: ignored by every verifier, so it changes nothing we show
+  const hashAlgorithm = cstring(r.string());
+  const hash = r.string();
+  if (namespace === null || hashAlgorithm === null || r.remaining !== 0) return null;
+  const want = SSHSIG_HASH_LENGTH[hashAlgorithm];
+  if (want === undefined || hash.length !== want) return null;
+  return { kind: 'sshsig', namespace, hashAlgorithm, hash: Buffer.from(hash) };
+}
+
+/**
+ * What `data` (a SIGN_REQUEST's data field) is. When `keyBlob` is given, a
+ * userauth request must name that key (as ssh-agent.c requires); one that
+ * names another key is not shown as a login.
+ */
+export function decodeSignedData(data: Buffer, keyBlob?: Buffer): SignedData {
+  try {
+    const sig = decodeSshsig(data);
+    if (sig) return sig;
+    const login = decodeLogin(data);
+    if (login && (!keyBlob || login.keyBlob.equals(keyBlob))) return login;
+  } catch {
+    // A WireError from a truncated field: not one of ours.
+  }
+  return { kind: 'unknown', length: data.length };
+}
+
+/** The destination of a login as the caller established it (hardening issue: verified or not). */
+export interface LoginDestination {
+  /** A host name (from known_hosts) or a host key fingerprint. */
+  host: string;
+  /** True only when the data's session id is the last bind's and the host key is known. */
+  verified: boolean;
+}
+
+/** The SSHSIG namespaces people know by what uses them. */
+function sshsigWhat(namespace: string): string {
+  if (namespace === 'git') return 'a git commit or tag';
+  if (namespace === 'file') return 'a file';
+  if (namespace === '') return 'data with an empty namespace';
+  return `${escapeText(namespace)} data`;
+}
+
+/**
+ * One line for the confirm prompt and the audit record: what the signature is
+ * for. Everything that came from the request (user, namespace, host) is escaped.
+ */
+export function describeSignedData(d: SignedData, destination?: LoginDestination): string {
+  switch (d.kind) {
+    case 'login': {
+      const user = escapeText(d.user);
+      if (!destination) return `log in as ${user} to an unverified host`;
+      const host = escapeText(destination.host);
+      return `log in as ${user} to ${host}${destination.verified ? '' : ' (unverified)'}`;
+    }
+    case 'sshsig':
+      return `sign ${sshsigWhat(d.namespace)} (namespace ${escapeText(d.namespace)})`;
+    case 'unknown':
+      return `sign ${d.length} ${d.length === 1 ? 'byte' : 'bytes'} of unrecognised data`;
+  }
+}
