@@ -3,6 +3,7 @@
 // (signed through the provider's ssh-pkcs11-helper). To the keyring they are
 // identities like any other: a public blob, and a way to sign.
 
+import { parsePublicBlob, publicBits } from '../ssh/publickey';
 import { SK_USER_PRESENCE_REQD, SkPrivateKey, skKeyBlob } from '../ssh/sk-key';
 import { WireReader } from '../ssh/wire';
 import { HelperFailure } from './helper-process';
@@ -80,21 +81,6 @@ export function securityKey(
   return device;
 }
 
-/** The bits of an RSA or ECDSA public key blob (for listings). */
-function blobBits(blob: Buffer): number {
-  const r = new WireReader(blob);
-  const type = r.text();
-  if (type === 'ssh-rsa') {
-    r.mpint();
-    const n = r.mpint();
-    return n.length === 0 ? 0 : (n.length - 1) * 8 + n[0].toString(2).length;
-  }
-  return (
-    { 'ecdsa-sha2-nistp256': 256, 'ecdsa-sha2-nistp384': 384, 'ecdsa-sha2-nistp521': 521 }[type] ??
-    0
-  );
-}
-
 /**
  * A key of a loaded PKCS#11 token. With `certificate`, the identity is that
  * certificate grafted onto the token key (OpenSSH 9.6 associated-certs): it
@@ -110,7 +96,7 @@ export function tokenKey(
     device: 'pkcs11',
     keyType: certificate?.keyType ?? new WireReader(blob).text(),
     publicBlob: certificate?.blob ?? blob,
-    bits: blobBits(blob),
+    bits: publicBits(parsePublicBlob(blob).parts),
     provider: provider.provider,
     needsTouch: false,
     sign: async (data, flags) => {
