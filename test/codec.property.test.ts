@@ -135,7 +135,9 @@ const REQUEST_TYPES = new Set([
   'remove-all',
   'lock',
   'unlock',
-  'smartcard',
+  'add-sk',
+  'add-smartcard',
+  'remove-smartcard',
   'extension',
   'unknown',
   'malformed',
@@ -164,7 +166,9 @@ function checkDecoded(msg: Buffer, req: Request): void {
     assert.equal(req.code, msg[0]);
     assert.ok(!KNOWN_CODES.has(req.code));
   }
-  if (req.type === 'smartcard') assert.ok([20, 21, 26].includes(req.code));
+  if (req.type === 'add-smartcard') assert.ok([20, 26].includes(msg[0]));
+  if (req.type === 'remove-smartcard') assert.equal(msg[0], 21);
+  if (req.type === 'add-sk') assert.ok([17, 25].includes(msg[0]));
 }
 
 function decodeNoThrow(msg: Buffer): Request {
@@ -331,7 +335,17 @@ const simpleRequest: fc.Arbitrary<OutgoingRequest> = fc.oneof(
   record({ type: fc.constant('lock' as const), passphrase: bytes() }),
   record({ type: fc.constant('unlock' as const), passphrase: bytes() }),
   record({ type: fc.constant('extension' as const), name: text, contents: bytes() }),
-  record({ type: fc.constant('smartcard' as const), code: fc.constantFrom(20, 21, 26) }),
+  record({
+    type: fc.constant('add-smartcard' as const),
+    provider: text.filter((t) => t.length > 0 && !t.includes('\0')),
+    pin: bytes(),
+    constraints: fc.constant<Constraints>({ extensions: [] }),
+  }),
+  record({
+    type: fc.constant('remove-smartcard' as const),
+    provider: text.filter((t) => t.length > 0 && !t.includes('\0')),
+    pin: bytes(),
+  }),
   record({
     type: fc.constant('unknown' as const),
     code: fc.integer({ min: 0, max: 255 }).filter((c) => !KNOWN_CODES.has(c)),

@@ -444,20 +444,54 @@ const SIMPLE_VECTORS: Vector[] = [
     validPrefix: (n) => n >= 12,
     trailingOk: true,
   },
-  ...[
-    ['ADD_SMARTCARD_KEY', 20, cat(str('/usr/lib/opensc-pkcs11.so'), str('1234'))],
-    ['REMOVE_SMARTCARD_KEY', 21, cat(str('/usr/lib/opensc-pkcs11.so'), str(''))],
-    ['ADD_SMARTCARD_KEY_CONSTRAINED', 26, cat(str('id'), str('pin'), cLifetime(5), cConfirm())],
-    ['ADD_SMARTCARD_KEY (no body)', 20, Buffer.alloc(0)],
-    ['ADD_SMARTCARD_KEY (garbage body)', 20, hex('ffffffff')],
-  ].map(([name, code, rest]): Vector => ({
-    name: name as string,
-    body: cat(u8(code as number), rest as Buffer),
-    expect: { type: 'smartcard', code: code as number },
-    encodeFrom: (rest as Buffer).length ? undefined : { type: 'smartcard', code: code as number },
-    validPrefix: (n) => n >= 1,
-    trailingOk: true,
-  })),
+  // ssh-agent.c process_add_smartcard_key / process_remove_smartcard_key.
+  {
+    name: 'ADD_SMARTCARD_KEY',
+    body: cat(u8(20), str('/usr/lib/opensc-pkcs11.so'), str('1234')),
+    expect: {
+      type: 'add-smartcard',
+      provider: '/usr/lib/opensc-pkcs11.so',
+      pin: Buffer.from('1234'),
+      constraints: { extensions: [] },
+    },
+    encodeFrom: {
+      type: 'add-smartcard',
+      provider: '/usr/lib/opensc-pkcs11.so',
+      pin: Buffer.from('1234'),
+      constraints: { extensions: [] },
+    },
+  },
+  {
+    name: 'REMOVE_SMARTCARD_KEY',
+    body: cat(u8(21), str('/usr/lib/opensc-pkcs11.so'), str('')),
+    expect: {
+      type: 'remove-smartcard',
+      provider: '/usr/lib/opensc-pkcs11.so',
+      pin: Buffer.alloc(0),
+    },
+    encodeFrom: {
+      type: 'remove-smartcard',
+      provider: '/usr/lib/opensc-pkcs11.so',
+      pin: Buffer.alloc(0),
+    },
+  },
+  {
+    name: 'ADD_SMARTCARD_KEY_CONSTRAINED',
+    body: cat(u8(26), str('id'), str('pin'), cLifetime(5), cConfirm()),
+    expect: {
+      type: 'add-smartcard',
+      provider: 'id',
+      pin: Buffer.from('pin'),
+      constraints: { lifetime: 5, confirm: true, extensions: [] },
+    },
+    encodeFrom: {
+      type: 'add-smartcard',
+      provider: 'id',
+      pin: Buffer.from('pin'),
+      constraints: { lifetime: 5, confirm: true, extensions: [] },
+    },
+    validPrefix: (n) => n === 1 + 6 + 7 || n === 1 + 6 + 7 + 5,
+  },
   ...[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 15, 16, 24, 28, 29, 30, 99, 128, 254, 255].map(
     (code): Vector => ({
       name: `unknown type ${code}`,
@@ -952,9 +986,10 @@ describe('malformed requests decode to {type: malformed} and never throw', () =>
     ['extension data overflowing', cat(u8(255), str(RESTRICT), hex('00000009 00')), /truncated/],
     ['extension name not UTF-8', cat(u8(255), str(hex('ff')), str('')), /UTF-8/],
     [
-      'unknown extension sk-provider',
+      // ssh-agent.c: "Cannot add provider: ... is not an authenticator-hosted key".
+      'sk-provider on a key not hosted by an authenticator',
       cExt('sk-provider@openssh.com', Buffer.from('x')),
-      /unsupported/,
+      /not an authenticator-hosted key/,
     ],
     [
       'unknown extension associated-certs',

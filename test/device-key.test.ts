@@ -30,7 +30,7 @@ describe('security keys as device keys', { skip: skipUnlessSk() }, () => {
   it('lists as its blob (the certificate for a cert), needs a touch, signs through the helper', async () => {
     for (const file of ['id_ed25519_sk', 'id_ed25519_sk-cert', 'id_ecdsa_sk']) {
       const sk = fixtureKey(file);
-      const key = securityKey(sk, SK_DUMMY, { timeoutMs: 20_000 });
+      const key = securityKey(sk, SK_DUMMY, { sk: { timeoutMs: 20_000 } });
       assert.equal(key.device, 'security-key');
       assert.equal(key.keyType, sk.keyType);
       const pubLine = fs.readFileSync(path.join(SK_FIXTURES, `${file}.pub`), 'utf8');
@@ -49,7 +49,7 @@ describe('security keys as device keys', { skip: skipUnlessSk() }, () => {
 
   it('a failing provider rejects with a DeviceSignError', async () => {
     const key = securityKey(fixtureKey('id_ecdsa_sk'), '/nonexistent/provider.so', {
-      timeoutMs: 20_000,
+      sk: { timeoutMs: 20_000 },
     });
     await assert.rejects(key.sign(Buffer.from('x'), 0), (e: unknown) => {
       assert.ok(e instanceof DeviceSignError);

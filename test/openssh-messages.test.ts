@@ -55,6 +55,7 @@ const responses = fixtures.filter((f) => f.direction === 'response');
  * and the comment, found by encoding the decoded comment and constraints.
  */
 function reencode(req: Request, body: Buffer): Buffer {
+  if (req.type === 'add-sk') throw new Error('no security keys among these recordings');
   if (req.type !== 'add') return encodeRequest(req);
   const keyType = req.key.keyType;
   const tail = encodeRequest({ ...req, type: 'add', keyType, fields: Buffer.alloc(0) }).subarray(

@@ -3,6 +3,7 @@
 // the owner allows it, since anyone with root on a host forwarded to can send
 // them (ssh-add -D, -x, adding keys), and OpenSSH's agent serves them all.
 
+import { hasConstraints } from './constraints';
 import { MSG, Request } from './protocol';
 
 const NAMES = new Map<number, string>(Object.entries(MSG).map(([name, code]) => [code, name]));
@@ -19,7 +20,8 @@ export function messageName(code: number): string {
  */
 export function changeRequested(req: Request, ownExtensions: readonly string[]): string | null {
   switch (req.type) {
-    case 'add': {
+    case 'add':
+    case 'add-sk': {
       const c = req.constraints;
       const constrained =
         c.lifetime !== undefined || c.confirm || c.maxSign !== undefined || c.extensions.length > 0;
@@ -33,8 +35,12 @@ export function changeRequested(req: Request, ownExtensions: readonly string[]):
       return 'LOCK';
     case 'unlock':
       return 'UNLOCK';
-    case 'smartcard':
-      return messageName(req.code);
+    case 'add-smartcard':
+      return hasConstraints(req.constraints)
+        ? 'ADD_SMARTCARD_KEY_CONSTRAINED'
+        : 'ADD_SMARTCARD_KEY';
+    case 'remove-smartcard':
+      return 'REMOVE_SMARTCARD_KEY';
     case 'extension':
       return ownExtensions.includes(req.name) ? `EXTENSION ${req.name}` : null;
     case 'malformed':

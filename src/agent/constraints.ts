@@ -4,14 +4,34 @@
 // policy that applies destination constraints is destination.ts.
 
 import { quoted } from '../ssh/escape';
+import { SK_PROVIDER_EXTENSION, readSkProviderExtension } from '../ssh/sk-key';
 import { WireError, WireReader, WireWriter } from '../ssh/wire';
 
 export const CONSTRAIN = { LIFETIME: 1, CONFIRM: 2, MAXSIGN: 3, EXTENSION: 255 } as const;
 
 export const RESTRICT_DESTINATION = 'restrict-destination-v00@openssh.com';
+/** PROTOCOL.agent (OpenSSH 9.6): certificates to graft onto the keys of a PKCS#11 token. */
+export const ASSOCIATED_CERTS = 'associated-certs-v00@openssh.com';
 
-/** A key constraint extension we understand; anything else makes the add fail. */
-export type ConstraintExtension = { name: typeof RESTRICT_DESTINATION; data: Buffer };
+/**
+ * A key constraint extension we understand; anything else makes the add fail.
+ * `data` is the extension's string (restrict-destination: the constraints;
+ * sk-provider: the provider path).
+ */
+export type ConstraintExtension = {
+  name: typeof RESTRICT_DESTINATION | typeof SK_PROVIDER_EXTENSION;
+  data: Buffer;
+};
+
+/** The certificates of associated-certs-v00@openssh.com. */
+export interface AssociatedCerts {
+  /** Load only the certificates, not the plain token keys. */
+  certsOnly: boolean;
+  certs: Buffer[];
+}
+
+/** Which request the constraints came with: each extension is valid with one (ssh-agent.c). */
+export type ConstraintsOf = 'identity' | 'smartcard';
 
 export interface KeySpec {
   key: Buffer;
@@ -36,6 +56,25 @@ export interface Constraints {
   extensions: ConstraintExtension[];
   /** Parsed from restrict-destination-v00@openssh.com by the decoder. */
   destinations?: DestinationConstraint[];
+  /** sk-provider@openssh.com: the middleware of a security key (ADD_ID_CONSTRAINED only). */
+  skProvider?: string;
+  /** associated-certs-v00@openssh.com (ADD_SMARTCARD_KEY_CONSTRAINED only). */
+  associatedCerts?: AssociatedCerts;
+}
+
+/** ssh-agent.c AGENT_MAX_EXT_CERTS. */
+const MAX_ASSOCIATED_CERTS = 1024;
+
+function readAssociatedCerts(r: WireReader): AssociatedCerts {
+  const certsOnly = r.bool();
+  const blob = new WireReader(r.string());
+  const certs: Buffer[] = [];
+  while (blob.remaining > 0) {
+    if (certs.length >= MAX_ASSOCIATED_CERTS)
+      throw new WireError('too many associated certificates');
+    certs.push(Buffer.from(blob.string()));
+  }
+  return { certsOnly, certs };
 }
 
 /** OpenSSH's AGENT_MAX_DEST_CONSTRAINTS. */
@@ -83,8 +122,11 @@ export function parseDestinationConstraints(data: Buffer): DestinationConstraint
   return out;
 }
 
-/** Read the constraints that follow the comment of ADD_ID_CONSTRAINED. Throws WireError. */
-export function decodeConstraints(r: WireReader): Constraints {
+/**
+ * Read the constraints that follow the comment of ADD_ID_CONSTRAINED (or the
+ * PIN of ADD_SMARTCARD_KEY_CONSTRAINED: `of` = 'smartcard'). Throws WireError.
+ */
+export function decodeConstraints(r: WireReader, of: ConstraintsOf = 'identity'): Constraints {
   const c: Constraints = { extensions: [] };
   while (r.remaining > 0) {
     const code = r.byte();
@@ -103,13 +145,25 @@ export function decodeConstraints(r: WireReader): Constraints {
         break;
       case CONSTRAIN.EXTENSION: {
         const name = r.text();
-        if (name !== RESTRICT_DESTINATION)
-          throw new WireError(`unsupported constraint extension ${quoted(name)}`);
-        if (c.extensions.some((e) => e.name === name))
+        if (
+          c.extensions.some((e) => e.name === name) ||
+          (name === ASSOCIATED_CERTS && c.associatedCerts)
+        )
           throw new WireError(`constraint ${name} repeated`);
-        const data = r.string();
-        c.destinations = parseDestinationConstraints(data);
-        c.extensions.push({ name, data });
+        // ssh-agent.c parse_key_constraint_extension: sk-provider only for keys,
+        // associated certificates only for tokens.
+        if (name === SK_PROVIDER_EXTENSION && of === 'identity') {
+          c.skProvider = readSkProviderExtension(r);
+          c.extensions.push({ name, data: Buffer.from(c.skProvider, 'utf8') });
+        } else if (name === ASSOCIATED_CERTS && of === 'smartcard') {
+          c.associatedCerts = readAssociatedCerts(r);
+        } else if (name === RESTRICT_DESTINATION) {
+          const data = r.string();
+          c.destinations = parseDestinationConstraints(data);
+          c.extensions.push({ name, data });
+        } else {
+          throw new WireError(`unsupported constraint extension ${quoted(name)}`);
+        }
         break;
       }
       default:
@@ -122,7 +176,11 @@ export function decodeConstraints(r: WireReader): Constraints {
 /** Is there anything to encode (ADD_ID_CONSTRAINED rather than ADD_IDENTITY)? */
 export function hasConstraints(c: Constraints): boolean {
   return (
-    c.lifetime !== undefined || !!c.confirm || c.maxSign !== undefined || c.extensions.length > 0
+    c.lifetime !== undefined ||
+    !!c.confirm ||
+    c.maxSign !== undefined ||
+    c.extensions.length > 0 ||
+    !!c.associatedCerts
   );
 }
 
@@ -132,5 +190,13 @@ export function encodeConstraints(w: WireWriter, c: Constraints): WireWriter {
   if (c.confirm) w.byte(CONSTRAIN.CONFIRM);
   if (c.maxSign !== undefined) w.byte(CONSTRAIN.MAXSIGN).uint32(c.maxSign);
   for (const e of c.extensions) w.byte(CONSTRAIN.EXTENSION).string(e.name).string(e.data);
+  if (c.associatedCerts) {
+    const certs = new WireWriter();
+    for (const cert of c.associatedCerts.certs) certs.string(cert);
+    w.byte(CONSTRAIN.EXTENSION)
+      .string(ASSOCIATED_CERTS)
+      .bool(c.associatedCerts.certsOnly)
+      .string(certs.toBuffer());
+  }
   return w;
 }

@@ -3,11 +3,14 @@
 // (signed through the provider's ssh-pkcs11-helper). To the keyring they are
 // identities like any other: a public blob, and a way to sign.
 
+import { parsePublicBlob, publicBits } from '../ssh/publickey';
 import { SK_USER_PRESENCE_REQD, SkPrivateKey, skKeyBlob } from '../ssh/sk-key';
 import { WireReader } from '../ssh/wire';
 import { HelperFailure } from './helper-process';
 import { Pkcs11Provider } from './pkcs11-helper';
 import { SkSignOptions, skSign } from './sk-helper';
+import { websafeAllows } from './websafe';
+import { escapeText } from '../ssh/escape';
 
 export interface DeviceKey {
   readonly algorithm: 'device';
@@ -32,42 +35,50 @@ export class DeviceSignError extends Error {
   }
 }
 
+export interface SecurityKeyOptions {
+  sk?: SkSignOptions;
+  /** A web-origin key signs only SSH data (websafe.ts); off with -O no-restrict-websafe. */
+  restrictWebsafe?: boolean;
+  /**
+   * Tell the user to touch the device while a signature waits for it
+   * (ssh-agent.c notify_start "Confirm user presence"); returns the closer.
+   */
+  onTouch?: (key: DeviceKey) => () => void;
+}
+
 /** A security key that signs through ssh-sk-helper with `provider`. */
 export function securityKey(
   key: SkPrivateKey,
   provider: string,
-  opts: SkSignOptions = {},
+  opts: SecurityKeyOptions = {},
 ): DeviceKey {
-  return {
+  const publicBlob = skKeyBlob(key);
+  const device: DeviceKey = {
     algorithm: 'device',
     device: 'security-key',
     keyType: key.keyType,
-    publicBlob: skKeyBlob(key),
+    publicBlob,
     bits: 256,
     provider,
     needsTouch: (key.flags & SK_USER_PRESENCE_REQD) !== 0,
     // sk keys have no signature flags: ssh-agent passes none to sshkey_sign.
     sign: async (data) => {
-      const res = await skSign(key, provider, data, opts);
-      if (!res.ok) throw new DeviceSignError(res.error);
-      return res.value;
+      if ((opts.restrictWebsafe ?? true) && !websafeAllows(key.application, publicBlob, data))
+        throw new DeviceSignError({
+          kind: 'refused',
+          message: `web-origin key (application "${escapeText(key.application)}") asked to sign non-SSH data`,
+        });
+      const done = device.needsTouch ? opts.onTouch?.(device) : undefined;
+      try {
+        const res = await skSign(key, provider, data, opts.sk);
+        if (!res.ok) throw new DeviceSignError(res.error);
+        return res.value;
+      } finally {
+        done?.();
+      }
     },
   };
-}
-
-/** The bits of an RSA or ECDSA public key blob (for listings). */
-function blobBits(blob: Buffer): number {
-  const r = new WireReader(blob);
-  const type = r.text();
-  if (type === 'ssh-rsa') {
-    r.mpint();
-    const n = r.mpint();
-    return n.length === 0 ? 0 : (n.length - 1) * 8 + n[0].toString(2).length;
-  }
-  return (
-    { 'ecdsa-sha2-nistp256': 256, 'ecdsa-sha2-nistp384': 384, 'ecdsa-sha2-nistp521': 521 }[type] ??
-    0
-  );
+  return device;
 }
 
 /**
@@ -85,7 +96,7 @@ export function tokenKey(
     device: 'pkcs11',
     keyType: certificate?.keyType ?? new WireReader(blob).text(),
     publicBlob: certificate?.blob ?? blob,
-    bits: blobBits(blob),
+    bits: publicBits(parsePublicBlob(blob).parts),
     provider: provider.provider,
     needsTouch: false,
     sign: async (data, flags) => {

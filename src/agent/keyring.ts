@@ -17,10 +17,10 @@ import type { Identity } from './protocol';
 import { sign } from './signer';
 import { errorMessage } from '../ssh/error';
 import type { PrivateKey } from '../ssh/privatekey';
-import type { AddResult, AgentService } from './service';
+import type { AddResult, AgentKey, AgentService } from './service';
 
 export interface Entry {
-  key: PrivateKey;
+  key: AgentKey;
   comment: Buffer;
   confirm: boolean;
   /** Ask only when used through a forwarded connection. */
@@ -167,7 +167,7 @@ export class Keyring<C extends RequestContext = RequestContext> implements Serve
    * Re-adding a key keeps its position and takes the new comment and constraints.
    */
   add(
-    key: PrivateKey,
+    key: AgentKey,
     comment: Buffer,
     constraints: Constraints,
     opts: { fromVault?: boolean; confirmForwarded?: boolean; ctx?: RequestContext } = {},

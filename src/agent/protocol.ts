@@ -4,6 +4,7 @@
 
 import { Constraints, decodeConstraints, encodeConstraints, hasConstraints } from './constraints';
 import { PrivateKey, readPrivateKey } from '../ssh/privatekey';
+import { SkPrivateKey, isSkKeyType, readSkPrivateKey } from '../ssh/sk-key';
 import { WireError, WireReader, WireWriter } from '../ssh/wire';
 
 export { CONSTRAIN, type Constraints } from './constraints';
@@ -44,11 +45,14 @@ export type Request =
   | { type: 'request-identities' }
   | { type: 'sign'; keyBlob: Buffer; data: Buffer; flags: number }
   | { type: 'add'; key: PrivateKey; comment: Buffer; constraints: Constraints }
+  /** A security key (its handle; the device signs): PROTOCOL.u2f. */
+  | { type: 'add-sk'; key: SkPrivateKey; comment: Buffer; constraints: Constraints }
   | { type: 'remove'; keyBlob: Buffer }
   | { type: 'remove-all' }
   | { type: 'lock'; passphrase: Buffer }
   | { type: 'unlock'; passphrase: Buffer }
-  | { type: 'smartcard'; code: number }
+  | { type: 'add-smartcard'; provider: string; pin: Buffer; constraints: Constraints }
+  | { type: 'remove-smartcard'; provider: string; pin: Buffer }
   | { type: 'extension'; name: string; contents: Buffer }
   | { type: 'unknown'; code: number }
   | { type: 'malformed'; code: number; reason: string };
@@ -81,14 +85,19 @@ function decodeBody(code: number, r: WireReader): Request {
     }
     case MSG.ADD_IDENTITY:
     case MSG.ADD_ID_CONSTRAINED: {
-      const key = readPrivateKey(r, r.text());
+      const keyType = r.text();
+      const sk = isSkKeyType(keyType) ? readSkPrivateKey(keyType, r) : null;
+      const key = sk ? null : readPrivateKey(r, keyType);
       const comment = Buffer.from(r.string());
       if (comment.length > MAX_COMMENT)
         throw new WireError(`comment of ${comment.length} bytes (over ${MAX_COMMENT})`);
       const constraints =
         code === MSG.ADD_ID_CONSTRAINED ? decodeConstraints(r) : { extensions: [] };
       r.end();
-      return { type: 'add', key, comment, constraints };
+      if (sk) return { type: 'add-sk', key: sk, comment, constraints };
+      if (constraints.skProvider !== undefined)
+        throw new WireError(`${keyType} is not an authenticator-hosted key: no sk-provider`);
+      return { type: 'add', key: key!, comment, constraints };
     }
     case MSG.REMOVE_IDENTITY: {
       const keyBlob = r.string();
@@ -106,8 +115,23 @@ function decodeBody(code: number, r: WireReader): Request {
     }
     case MSG.ADD_SMARTCARD_KEY:
     case MSG.REMOVE_SMARTCARD_KEY:
-    case MSG.ADD_SMARTCARD_KEY_CONSTRAINED:
-      return { type: 'smartcard', code };
+    case MSG.ADD_SMARTCARD_KEY_CONSTRAINED: {
+      // ssh-agent.c process_{add,remove}_smartcard_key: cstring provider, cstring pin.
+      const provider = r.text();
+      if (provider.length === 0 || provider.includes('\0'))
+        throw new WireError('bad provider name');
+      const pin = r.string();
+      if (code === MSG.REMOVE_SMARTCARD_KEY) {
+        r.end();
+        return { type: 'remove-smartcard', provider, pin };
+      }
+      const constraints =
+        code === MSG.ADD_SMARTCARD_KEY_CONSTRAINED
+          ? decodeConstraints(r, 'smartcard')
+          : { extensions: [] };
+      r.end();
+      return { type: 'add-smartcard', provider, pin, constraints };
+    }
     case MSG.EXTENSION: {
       const name = r.text();
       return { type: 'extension', name, contents: r.rest() };
@@ -168,7 +192,7 @@ export type AddRequestFields = {
   comment: Buffer | string;
   constraints: Constraints;
 };
-export type OutgoingRequest = Exclude<Request, { type: 'add' }> | AddRequestFields;
+export type OutgoingRequest = Exclude<Request, { type: 'add' | 'add-sk' }> | AddRequestFields;
 
 export function encodeRequest(req: OutgoingRequest): Buffer {
   const w = new WireWriter().uint32(0);
@@ -201,7 +225,17 @@ export function encodeRequest(req: OutgoingRequest): Buffer {
     case 'extension':
       w.byte(MSG.EXTENSION).string(req.name).raw(req.contents);
       break;
-    case 'smartcard':
+    case 'add-smartcard':
+      w.byte(
+        hasConstraints(req.constraints) ? MSG.ADD_SMARTCARD_KEY_CONSTRAINED : MSG.ADD_SMARTCARD_KEY,
+      )
+        .string(req.provider)
+        .string(req.pin);
+      encodeConstraints(w, req.constraints);
+      break;
+    case 'remove-smartcard':
+      w.byte(MSG.REMOVE_SMARTCARD_KEY).string(req.provider).string(req.pin);
+      break;
     case 'unknown':
     case 'malformed':
       w.byte(req.code);

@@ -5,6 +5,8 @@
 
 import * as net from 'node:net';
 import { changeRequested } from './changes';
+import { DeviceKeys } from './device-keys';
+import { serveDeviceRequest } from './device-requests';
 import { connectionsForFiles, openFileLimit } from './file-limit';
 import { FrameReply, serveFrames } from './framing';
 import type { SignResult } from './keyring';
@@ -84,6 +86,8 @@ export interface AgentServerOptions {
   peerOf?: (socket: net.Socket) => { pid: number; uid: number; gid: number } | undefined;
   /** A process's command line (default: /proc/PID/cmdline). */
   commandOf?: (pid: number) => string;
+  /** Security keys and PKCS#11 tokens: their providers and policy (default: OpenSSH's). */
+  devices?: DeviceKeys;
 }
 
 /** A handled request: its reply, with work to run once the reply is written; or close. */
@@ -99,6 +103,7 @@ export class AgentServer {
   private readonly sockets = new Set<net.Socket>();
   private nextId = 1;
   private readonly log: Logger;
+  private readonly devices: DeviceKeys;
   /** Connections served at once: the configured limit, within the open-file limit. */
   readonly maxConnections: number;
   /** The peer check's failure was logged (once: every connection would repeat it). */
@@ -109,6 +114,7 @@ export class AgentServer {
     private readonly opts: AgentServerOptions = {},
   ) {
     this.log = opts.log ?? (() => {});
+    this.devices = opts.devices ?? new DeviceKeys();
     // As many as the open-file limit allows (1024 if it cannot be read), or fewer if configured.
     const byFiles = connectionsForFiles(opts.openFileLimit ?? openFileLimit());
     const wanted = opts.maxConnections ?? (Number.isFinite(byFiles) ? byFiles : 1024);
@@ -274,8 +280,12 @@ export class AgentServer {
       }
       case 'remove':
         return ok(agent.remove(req.keyBlob, ctx));
-      case 'remove-all':
-        return ok(agent.removeAll(ctx));
+      case 'remove-all': {
+        const done = agent.removeAll(ctx);
+        // Unlike OpenSSH 9.2 (whose tokens stay loaded, so `ssh-add -s` then fails), -D unloads them.
+        if (done) await this.devices.removeAllTokens();
+        return ok(done);
+      }
       case 'lock':
         return ok(await agent.lock(req.passphrase));
       case 'unlock': {
@@ -283,9 +293,10 @@ export class AgentServer {
         if (!done) this.log(`connection ${ctx.id}: unlock failed`);
         return ok(done);
       }
-      case 'smartcard':
-        this.log(`connection ${ctx.id}: PKCS#11 is not supported`);
-        return { type: 'failure' };
+      case 'add-sk':
+      case 'add-smartcard':
+      case 'remove-smartcard':
+        return ok(await serveDeviceRequest(req, agent, this.devices, ctx, this.log));
       case 'extension':
         return await this.extension(req.name, req.contents, ctx);
       case 'unknown':

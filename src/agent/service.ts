@@ -5,7 +5,11 @@
 
 import type { Constraints } from './constraints';
 import type { Identity, Response } from './protocol';
+import type { DeviceKey } from './device-key';
 import type { PrivateKey } from '../ssh/privatekey';
+
+/** What the agent holds: a key in memory, or one on a device (security key, PKCS#11 token). */
+export type AgentKey = PrivateKey | DeviceKey;
 
 /** ADD_IDENTITY's outcome: refused with a reason the debug log shows. */
 export type AddResult = { ok: true } | { ok: false; reason: string };
@@ -22,7 +26,7 @@ export interface AgentService<C, S extends SignOutcome = SignOutcome> {
   /** SIGN_REQUEST. */
   sign(keyBlob: Buffer, data: Buffer, flags: number, ctx: C): Promise<S>;
   /** ADD_IDENTITY / ADD_ID_CONSTRAINED. */
-  add(key: PrivateKey, comment: Buffer, constraints: Constraints, opts: { ctx: C }): AddResult;
+  add(key: AgentKey, comment: Buffer, constraints: Constraints, opts: { ctx: C }): AddResult;
   /** REMOVE_IDENTITY. */
   remove(keyBlob: Buffer, ctx: C): boolean;
   /** REMOVE_ALL_IDENTITIES. */

@@ -5,6 +5,7 @@
 // for other clients. Ed25519 and P-256 are cheaper than the trip there.
 
 import * as crypto from 'node:crypto';
+import type { AgentKey } from './service';
 import { SIGN_FLAG } from './protocol';
 import { PrivateKey } from '../ssh/privatekey';
 import { encodeSignature } from '../ssh/signature';
@@ -58,8 +59,12 @@ async function signComposite(
   return encodeSignature(MLDSA_KEY_TYPE, Buffer.concat([await ml, ed]), false);
 }
 
-/** Sign `data`; resolves to the SSH signature blob. Slow signatures run off the event loop. */
-export function sign(key: PrivateKey, data: Buffer, flags: number): Promise<Buffer> {
+/**
+ * Sign `data`; resolves to the SSH signature blob. Slow signatures run off the
+ * event loop; a device key signs on its device, through its helper.
+ */
+export function sign(key: AgentKey, data: Buffer, flags: number): Promise<Buffer> {
+  if (key.algorithm === 'device') return key.sign(data, flags);
   if (key.algorithm === 'mldsa44-ed25519') return signComposite(key, data);
   const { name, hash } = signatureAlgorithm(key, flags);
   // DSA signatures are r || s of 20 bytes each (RFC 4253 §6.6): P1363, not DER.

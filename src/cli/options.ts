@@ -13,8 +13,7 @@ export interface AgentOptions extends AgentSettings {
   foreground: boolean; // -D
   debug: boolean; // -d
   kill: boolean; // -k
-  allowedProviders?: string; // -P (accepted; PKCS#11 is not supported)
-  options: string[]; // -O
+  options: string[]; // -O, always collected here
   command: string[];
 }
 
@@ -42,8 +41,9 @@ Agent options (as ssh-agent):
   -k                     kill the agent named by $SSH_AGENT_PID
   -t life                default lifetime of added keys (90, 10m, 1h30m)
   -E fingerprint_hash    fingerprints in prompts: sha256 (default) or md5
-  -O option              no-restrict-websafe or allow-remote-pkcs11 (accepted, no effect)
-  -P allowed_providers   accepted; PKCS#11 providers are not supported
+  -O option              allow-remote-pkcs11 (forwarded clients may load providers)
+                         or no-restrict-websafe (web-origin FIDO keys sign anything)
+  -P allowed_providers   PKCS#11/FIDO libraries allowed (default /usr/lib*/*,/usr/local/lib*/*)
 tsagent options:
   --new                  start a new agent instead of re-using the running one
   --vault path           the vault file (default: $TSAGENT_VAULT, else $XDG_DATA_HOME/tsagent/vault)

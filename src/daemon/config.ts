@@ -19,6 +19,8 @@ export interface AgentSettings {
   maxConnections?: number; // --max-connections N
   idleTimeout?: number; // --idle-timeout LIFE, seconds
   strict: boolean; // --strict
+  allowedProviders?: string; // -P
+  options?: string[]; // -O
 }
 
 export interface DaemonConfig {
@@ -37,6 +39,12 @@ export interface DaemonConfig {
   idleTimeout: number;
   /** Refuse to start if a process protection step fails. */
   strict: boolean;
+  /** -P: where PKCS#11 providers and FIDO middlewares may be loaded from (undefined: OpenSSH's default). */
+  allowedProviders?: string;
+  /** -O allow-remote-pkcs11: forwarded connections may name providers. */
+  allowRemoteProviders: boolean;
+  /** Not -O no-restrict-websafe: web-origin security keys sign only SSH data. */
+  restrictWebsafe: boolean;
 }
 
 /** Defaults for the connection limits (documented in tsagent(1)). */
@@ -64,5 +72,8 @@ export function daemonConfig(
     maxConnections: o.maxConnections ?? LIMITS.maxConnections,
     idleTimeout: o.idleTimeout ?? LIMITS.idleTimeout,
     strict: o.strict,
+    allowedProviders: o.allowedProviders,
+    allowRemoteProviders: !!o.options?.includes('allow-remote-pkcs11'),
+    restrictWebsafe: !o.options?.includes('no-restrict-websafe'),
   };
 }

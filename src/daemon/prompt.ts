@@ -73,6 +73,9 @@ export function confirmPrompt(
     const verified = details.verified && hops.every((h) => h.known);
     p += verified ? `\n${kind}: ${chain}.` : `\n${kind}, destination unverified: ${chain}.`;
   }
+  // A security key then waits for a touch, which nothing else on screen asks for.
+  if (entry.key.algorithm === 'device' && entry.key.needsTouch)
+    p += '\nIf allowed, touch your security key.';
   return p;
 }
 

@@ -11,6 +11,7 @@ import type { Response } from '../agent/protocol';
 import { AgentServer, ConnectionContext, Logger } from '../agent/server';
 import { errorMessage } from '../ssh/error';
 import { DaemonConfig, LIMITS } from './config';
+import { agentDevices } from './devices';
 import { encodeStatus, EXT } from './control-protocol';
 import { DaemonError } from './error';
 import { KnownHostsCache } from './known-hosts-cache';
@@ -76,8 +77,10 @@ export async function serveAgent(
   };
   const { paths } = cfg;
   const startedAt = Date.now();
+  const devices = agentDevices(cfg, keyring, log, env);
   const server: AgentServer = new AgentServer(keyring, {
     log,
+    devices,
     maxConnections: cfg.maxConnections,
     idleTimeoutMs: cfg.idleTimeout * 1000,
     messageTimeoutMs: LIMITS.messageTimeoutMs,
@@ -133,6 +136,7 @@ export async function serveAgent(
   const shutdown = () =>
     (closing ??= (async () => {
       keyring.clear();
+      await devices.removeAllTokens(); // stop the PKCS#11 helpers
       vault?.forget();
       clearTimeout(idleTimer);
       // Remove what we created, but never another agent's socket that replaced ours.

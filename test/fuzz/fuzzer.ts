@@ -233,7 +233,6 @@ class Guard {
         return { label: `malformed(${req.code})`, req };
       case 'extension':
         return { label: `extension`, req };
-      case 'smartcard':
       case 'unknown':
         return { label: `${req.type}(${req.code})`, req };
       default:
