@@ -24,7 +24,7 @@ _tsagent_vault() {
         return
         ;;
     -t | --type)
-        [[ $sub == generate ]] && compgen -W "ed25519 ecdsa rsa" -- "$cur"
+        [[ $sub == generate ]] && compgen -W "ed25519 ecdsa rsa mldsa44-ed25519" -- "$cur"
         return
         ;;
     -b | --bits)

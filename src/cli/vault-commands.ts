@@ -208,8 +208,10 @@ export async function cmdGenerate(
   ctx: Context,
   opts: { type: string; bits?: number; comment?: string; confirm?: boolean; lifetime?: string },
 ) {
-  if (!['ed25519', 'ecdsa', 'rsa'].includes(opts.type))
-    throw new UsageError(`unknown key type "${opts.type}": use -t ed25519, ecdsa or rsa`);
+  if (!['ed25519', 'ecdsa', 'rsa', 'mldsa44-ed25519'].includes(opts.type))
+    throw new UsageError(
+      `unknown key type "${opts.type}": use -t ed25519, ecdsa, rsa or mldsa44-ed25519`,
+    );
   const type = opts.type as GenerateType;
   try {
     checkGenerateBits(type, opts.bits);

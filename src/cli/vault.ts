@@ -95,7 +95,7 @@ function buildProgram(
       .description('create a key inside the vault and print its public key')
       .addOption(
         new Option('-t, --type <type>', 'key type')
-          .choices(['ed25519', 'ecdsa', 'rsa'])
+          .choices(['ed25519', 'ecdsa', 'rsa', 'mldsa44-ed25519'])
           .makeOptionMandatory(),
       )
       .option(
