@@ -11,6 +11,8 @@ export interface AuditRecord {
   hops: string[];
   forwarded: boolean;
   user?: string;
+  /** What was signed (describeSignedData), e.g. "sign a git commit or tag (namespace git)". */
+  purpose?: string;
   decision: 'allowed' | 'refused';
   reason?: string;
 }

@@ -13,6 +13,7 @@ import {
 import { LockHash, hashLockPassphrase, lockPassphraseMatches } from './lock-passphrase';
 import type { Identity } from './protocol';
 import { sign } from './signer';
+import { decodeSignedData, SignedData } from './signed-data';
 import { errorMessage } from '../ssh/error';
 import type { PrivateKey } from '../ssh/privatekey';
 import type { AddResult, AgentService } from './service';
@@ -59,6 +60,8 @@ export interface SignDetails {
    * where the signature goes. Otherwise they are what the connection claimed.
    */
   verified: boolean;
+  /** What the data is (a login, an SSHSIG signature, …), for the prompt and audit. */
+  signed?: SignedData;
 }
 
 /** Asks the user whether an identity may be used; the context says who asked. */
@@ -248,7 +251,8 @@ export class Keyring<C extends RequestContext = RequestContext> implements Agent
     const login = parseUserauthRequest(data, blob);
     const user = dest.user ?? login?.user;
     const verified = loginMatchesLastBind(state, login);
-    const details: SignDetails = { hosts: dest.hosts, user, forwarded, verified };
+    const signed = decodeSignedData(data, blob);
+    const details: SignDetails = { hosts: dest.hosts, user, forwarded, verified, signed };
     const mustConfirm =
       entry.confirm || (forwarded && (entry.confirmForwarded || !!this.opts.confirmForwarded));
     if (mustConfirm) {

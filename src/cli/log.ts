@@ -62,6 +62,7 @@ export function formatRecord(r: Partial<AuditRecord>): string {
   else if (r.forwarded) parts.push('forwarded');
   else parts.push('local');
   if (r.user) parts.push(`as ${clean(r.user)}`);
+  if (r.purpose) parts.push(`to ${clean(r.purpose)}`);
   if (r.reason) parts.push(`reason: ${clean(r.reason)}`);
   return parts.join(' ');
 }

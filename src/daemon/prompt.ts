@@ -8,6 +8,7 @@ import { nameForKey } from '../agent/known-hosts';
 import { isForwarded } from '../agent/destination';
 import { fingerprint } from '../ssh/fingerprint';
 import { processCommand } from '../agent/peer';
+import { describeSignedData, LoginDestination } from '../agent/signed-data';
 import type { ConnectionContext, SignEvent } from '../agent/server';
 import type { KnownHostsCache } from './known-hosts-cache';
 
@@ -31,6 +32,37 @@ export function hopChain(
   ];
 }
 
+/**
+ * Where a login goes: the last bind's host (issue 14), named as in hopChain;
+ * verified only when the data belongs to that bound session and the host is
+ * known (a destination constraint or known_hosts names it), as issue 11 asks.
+ */
+function loginDestination(
+  ctx: ConnectionContext,
+  details: SignDetails,
+  knownHosts: KnownHostsCache,
+): LoginDestination | undefined {
+  const i = ctx.binds.length - 1;
+  if (i < 0) return undefined;
+  const hostKey = ctx.binds[i].hostKey;
+  const name = details.hosts[i] ?? nameForKey(knownHosts.get(), hostKey);
+  return { host: name ?? fingerprint(hostKey), verified: details.verified && name !== undefined };
+}
+
+/** What the signature is for, in words ("log in as alice to example.org"), escaped. */
+export function signedPurpose(
+  ctx: ConnectionContext,
+  details: SignDetails,
+  knownHosts: KnownHostsCache,
+): string | undefined {
+  const d = details.signed;
+  if (!d) return undefined;
+  return describeSignedData(
+    d,
+    d.kind === 'login' ? loginDestination(ctx, details, knownHosts) : undefined,
+  );
+}
+
 /** The confirm prompt: OpenSSH's wording, plus who asked and through which hosts. */
 export function confirmPrompt(
   entry: Entry,
@@ -40,7 +72,9 @@ export function confirmPrompt(
   knownHosts: KnownHostsCache,
 ): string {
   let p = `Allow use of key ${entry.comment.toString('utf8')}?\nKey fingerprint ${fingerprint(entry.key.publicBlob, hash)}.`;
-  if (details.user) p += `\nPublic key authentication request for user "${details.user}".`;
+  const purpose = signedPurpose(ctx, details, knownHosts);
+  if (purpose) p += `\nTo ${purpose}.`;
+  else if (details.user) p += `\nPublic key authentication request for user "${details.user}".`;
   if (ctx.peer) {
     const cmd = processCommand(ctx.peer.pid);
     p += `\nRequested by pid ${ctx.peer.pid}${cmd ? ` (${cmd})` : ''}, uid ${ctx.peer.uid}.`;
@@ -71,6 +105,7 @@ export function auditRecord(ev: SignEvent, knownHosts: KnownHostsCache): AuditRe
     hops: hopChain(ctx, details, knownHosts),
     forwarded: details.forwarded,
     user: details.user,
+    purpose: signedPurpose(ctx, details, knownHosts),
     decision: result.ok ? 'allowed' : 'refused',
     reason: result.ok
       ? undefined
