@@ -105,9 +105,41 @@ export async function runStatus(argv: string[]): Promise<number> {
         ].filter(Boolean);
         lines.push(`  ${k.bits} ${k.fingerprint} ${k.comment} (${k.type}) [${extra.join('; ')}]`);
       }
+      const open = st.approvals ?? [];
+      if (open.length > 0) lines.push(`approvals: ${open.length} open`);
+      for (const a of open)
+        lines.push(
+          `  ${a.key} ${a.destination}, session ${a.session}${a.forwarded ? ', forwarded' : ''}: ` +
+            `${duration(a.remaining)} left, used ${a.uses} time(s)`,
+        );
       process.stdout.write(lines.join('\n') + '\n');
     }
     return !locked && st.keys.length > 0 ? 0 : 1;
+  } finally {
+    c.close();
+  }
+}
+
+/** `tsagent approvals clear`: close every approval window (--confirm-window) now. */
+export async function runApprovals(argv: string[]): Promise<number> {
+  const usage = 'usage: tsagent approvals clear';
+  if (helpAsked(argv, usage)) return 0;
+  if (argv.length !== 1 || argv[0] !== 'clear') {
+    process.stderr.write(`tsagent approvals: expected "clear"\n${usage}\n`);
+    return 2;
+  }
+  const c = await connect();
+  if (!c) {
+    process.stderr.write(`tsagent approvals: no agent at ${agentSocket()}\n`);
+    return 2;
+  }
+  try {
+    if ((await extension(c, EXT.approvalsClear)).type === 'success') {
+      process.stdout.write('Approval windows closed.\n');
+      return 0;
+    }
+    process.stderr.write('tsagent approvals: the agent refused (not tsagent?)\n');
+    return 1;
   } finally {
     c.close();
   }

@@ -63,6 +63,7 @@ export function formatRecord(r: Partial<AuditRecord>): string {
   else parts.push('local');
   if (r.user) parts.push(`as ${clean(r.user)}`);
   if (r.purpose) parts.push(`to ${clean(r.purpose)}`);
+  if (r.approval !== undefined) parts.push(`covered by approval ${clean(r.approval)}`);
   if (r.reason) parts.push(`reason: ${clean(r.reason)}`);
   return parts.join(' ');
 }

@@ -16,6 +16,7 @@ export interface AgentSettings {
   vault?: string; // --vault PATH
   auditLog?: string; // --audit-log PATH
   lockAfter?: number; // --lock-after LIFE, seconds
+  confirmWindow?: number; // --confirm-window LIFE, seconds
   maxConnections?: number; // --max-connections N
   idleTimeout?: number; // --idle-timeout LIFE, seconds
   strict: boolean; // --strict
@@ -32,6 +33,8 @@ export interface DaemonConfig {
   vault?: string;
   /** Lock after this many idle seconds. */
   lockAfter?: number;
+  /** After a confirm "yes", the same use is not asked again for this many seconds (0 = ask every time). */
+  confirmWindow: number;
   maxConnections: number;
   /** Seconds a connection may stay silent; 0 = for ever. */
   idleTimeout: number;
@@ -61,6 +64,7 @@ export function daemonConfig(
     auditLog,
     vault,
     lockAfter: o.lockAfter,
+    confirmWindow: o.confirmWindow ?? 0,
     maxConnections: o.maxConnections ?? LIMITS.maxConnections,
     idleTimeout: o.idleTimeout ?? LIMITS.idleTimeout,
     strict: o.strict,

@@ -9,6 +9,8 @@ export const EXT = {
   lock: 'lock@tsagent',
   /** Contents: the vault passphrase. Reply: SUCCESS if it opened the vault. */
   vaultUnlock: 'vault-unlock@tsagent',
+  /** Contents: none. Reply: SUCCESS once every approval window is closed. */
+  approvalsClear: 'approvals-clear@tsagent',
 } as const;
 
 export interface StatusKey {
@@ -32,6 +34,19 @@ export interface AgentStatus {
   /** The vault's keys are loaded (it has been unlocked since the last lock). */
   vaultLoaded: boolean;
   keys: StatusKey[];
+  /** Open approval windows (--confirm-window); absent from older agents. */
+  approvals?: StatusApproval[];
+}
+
+export interface StatusApproval {
+  /** The key's fingerprint. */
+  key: string;
+  /** Escaped: a login's host, or the kind of data ("git signatures"). */
+  destination: string;
+  session: number;
+  forwarded: boolean;
+  remaining: number; // seconds
+  uses: number;
 }
 
 export function encodeStatus(st: AgentStatus): Buffer {
@@ -57,6 +72,18 @@ function isStatusKey(k: unknown): k is StatusKey {
   );
 }
 
+function isStatusApproval(a: unknown): a is StatusApproval {
+  return (
+    isObject(a) &&
+    typeof a.key === 'string' &&
+    typeof a.destination === 'string' &&
+    typeof a.session === 'number' &&
+    typeof a.forwarded === 'boolean' &&
+    typeof a.remaining === 'number' &&
+    typeof a.uses === 'number'
+  );
+}
+
 /** The status an agent sent, or null if it is not one (a malformed reply is a value, not a crash). */
 export function decodeStatus(contents: Buffer): AgentStatus | null {
   let v: unknown;
@@ -73,7 +100,9 @@ export function decodeStatus(contents: Buffer): AgentStatus | null {
     typeof v.locked !== 'boolean' ||
     typeof v.vaultLoaded !== 'boolean' ||
     !Array.isArray(v.keys) ||
-    !v.keys.every(isStatusKey)
+    !v.keys.every(isStatusKey) ||
+    (v.approvals !== undefined &&
+      !(Array.isArray(v.approvals) && v.approvals.every(isStatusApproval)))
   )
     return null;
   const vault = v.vault;

@@ -85,8 +85,12 @@ export function confirmPrompt(
   return p;
 }
 
-/** The audit record of one sign request. */
-export function auditRecord(ev: SignEvent, knownHosts: KnownHostsCache): AuditRecord {
+/** The audit record of one sign request; `approval`: the window it rode on, without a prompt. */
+export function auditRecord(
+  ev: SignEvent,
+  knownHosts: KnownHostsCache,
+  approval?: number,
+): AuditRecord {
   const { ctx, result } = ev;
   const details: SignDetails = result.details ?? {
     hosts: [],
@@ -106,6 +110,7 @@ export function auditRecord(ev: SignEvent, knownHosts: KnownHostsCache): AuditRe
     forwarded: details.forwarded,
     user: details.user,
     purpose: signedPurpose(ctx, details, knownHosts),
+    approval,
     decision: result.ok ? 'allowed' : 'refused',
     reason: result.ok
       ? undefined

@@ -3,6 +3,7 @@
 // The composition root: the only place that wires agent, vault and daemon.
 
 import * as fs from 'node:fs';
+import { ApprovalWindows } from '../agent/approvals';
 import { AuditLog } from '../agent/audit';
 import { askConfirm } from '../agent/confirm';
 import { Keyring } from '../agent/keyring';
@@ -18,6 +19,7 @@ import { recoveryPath } from './paths';
 import { auditRecord, confirmPrompt } from './prompt';
 import { agentStatus } from './status';
 import { VaultBridge } from './vault-bridge';
+import { WindowedConfirm } from './windowed-confirm';
 
 export interface RunningAgent {
   server: AgentServer;
@@ -47,14 +49,21 @@ export async function serveAgent(
         knownHosts,
       )
     : undefined;
+  const approvals = new WindowedConfirm(
+    new ApprovalWindows({ lifeMs: cfg.confirmWindow * 1000 }),
+    (entry, ctx, details) =>
+      askConfirm(confirmPrompt(entry, ctx, details, cfg.fingerprintHash, knownHosts), env),
+  );
   const keyring: Keyring<ConnectionContext> = new Keyring<ConnectionContext>({
     defaultLifetime: cfg.lifetime,
     confirmForwarded: cfg.confirmForwarded,
     unlocker: vault && ((pass) => vault.unlock(pass)),
-    onLock: () => vault?.forget(),
+    onLock: () => {
+      vault?.forget();
+      approvals.windows.clear(); // every lock ends every approval window (issue 14)
+    },
     log,
-    confirm: (entry, ctx, details) =>
-      askConfirm(confirmPrompt(entry, ctx, details, cfg.fingerprintHash, knownHosts), env),
+    confirm: approvals.confirm,
   });
   // With a vault, the agent starts locked: its passphrase (ssh-add -X) opens it.
   if (vault?.present) keyring.lockForVault();
@@ -85,18 +94,29 @@ export async function serveAgent(
         type: 'extension-response',
         name: EXT.status,
         contents: encodeStatus(
-          agentStatus(keyring, vault, { pid: process.pid, startedAt, socket: paths.sock }),
+          agentStatus(keyring, vault, {
+            pid: process.pid,
+            startedAt,
+            socket: paths.sock,
+            approvals: approvals.windows.list(),
+            knownHosts,
+          }),
         ),
       }),
       [EXT.lock]: async (): Promise<Response> => ({
         type: (await server.lockForOwner('tsagent lock')) ? 'success' : 'failure',
       }),
+      [EXT.approvalsClear]: async (): Promise<Response> => {
+        approvals.windows.clear();
+        return { type: 'success' };
+      },
       [EXT.vaultUnlock]: async (pass): Promise<Response> => ({
         type: (await keyring.openVault(pass)) ? 'success' : 'failure',
       }),
     },
     peerOf: peerCredentials,
-    onSign: (ev) => audit?.append(auditRecord(ev, knownHosts)),
+    onSign: (ev) =>
+      audit?.append(auditRecord(ev, knownHosts, approvals.coveredBy(ev.result.details)?.id)),
     afterSign: (ev) => {
       resetIdle();
       // touch() writes the vault later: the reply does not wait for a disk write.

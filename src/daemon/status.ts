@@ -4,18 +4,51 @@ import type { Hop } from '../agent/constraints';
 import type { Keyring } from '../agent/keyring';
 import { fingerprint } from '../ssh/fingerprint';
 import type { ConnectionContext } from '../agent/server';
-import type { AgentStatus } from './control-protocol';
+import type { OpenApproval } from '../agent/approvals';
+import { nameForKey } from '../agent/known-hosts';
+import { escapeText } from '../ssh/escape';
+import type { AgentStatus, StatusApproval } from './control-protocol';
+import type { KnownHostsCache } from './known-hosts-cache';
 import type { VaultBridge } from './vault-bridge';
 
 function hopText(h: Hop): string {
   return (h.user ? `${h.user}@` : '') + (h.hostname ?? '');
 }
 
+/** An approval window's destination in words: the login's host, or the kind of data. */
+function approvalText(destination: string, knownHosts?: KnownHostsCache): string {
+  if (destination.startsWith('login:')) {
+    const hostKey = Buffer.from(destination.slice('login:'.length), 'base64');
+    const name = knownHosts && nameForKey(knownHosts.get(), hostKey);
+    return `logins to ${escapeText(name ?? fingerprint(hostKey))}`;
+  }
+  if (destination.startsWith('sshsig:'))
+    return `${escapeText(destination.slice('sshsig:'.length))} signatures`;
+  return 'unrecognised data';
+}
+
+function statusApproval(a: OpenApproval, knownHosts?: KnownHostsCache): StatusApproval {
+  return {
+    key: fingerprint(a.key),
+    destination: approvalText(a.destination, knownHosts),
+    session: a.session,
+    forwarded: a.forwarded,
+    remaining: Math.ceil(a.remainingMs / 1000),
+    uses: a.uses,
+  };
+}
+
 /** The agent's state; nothing about keys while locked. */
 export function agentStatus(
   keyring: Keyring<ConnectionContext>,
   vault: VaultBridge | undefined,
-  info: { pid: number; startedAt: number; socket: string },
+  info: {
+    pid: number;
+    startedAt: number;
+    socket: string;
+    approvals?: OpenApproval[];
+    knownHosts?: KnownHostsCache;
+  },
 ): AgentStatus {
   const now = Date.now();
   return {
@@ -41,5 +74,6 @@ export function agentStatus(
             (d) => (d.from.hostname ? `${hopText(d.from)}>` : '') + hopText(d.to),
           ),
         })),
+    approvals: (info.approvals ?? []).map((a) => statusApproval(a, info.knownHosts)),
   };
 }
