@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import { SessionBind } from './destination';
 import { FrameReply, serveFrames } from './framing';
 import type { SignResult } from './keyring';
-import { MSG, Request, Response, decodeRequest, encodeResponse } from './protocol';
+import { Identity, MSG, Request, Response, decodeRequest, encodeResponse } from './protocol';
 import type { AgentService } from './service';
 import { errorMessage } from '../ssh/error';
 import { verifySignature } from '../ssh/signature';
@@ -54,6 +54,10 @@ export interface AgentServerOptions {
   onSign?: (event: SignEvent) => void;
   /** Called after the reply to a sign request is written (the vault's last-use write). */
   afterSign?: (event: SignEvent) => void;
+  /** Orders a REQUEST_IDENTITIES answer (the learned key per host first, issue 13). */
+  orderIdentities?: (ctx: ConnectionContext, ids: Identity[]) => Identity[];
+  /** Called when a connection has closed. */
+  onClose?: (ctx: ConnectionContext) => void;
   /** Looks up the peer of a new connection (SO_PEERCRED), if the platform allows. */
   peerOf?: (socket: net.Socket) => ConnectionContext['peer'];
 }
@@ -137,6 +141,7 @@ export class AgentServer {
     socket.on('close', () => {
       this.sockets.delete(socket);
       this.log(`connection ${ctx.id} closed`);
+      this.opts.onClose?.(ctx);
     });
   }
 
@@ -172,7 +177,7 @@ export class AgentServer {
     const ok = (b: boolean): Response => ({ type: b ? 'success' : 'failure' });
     switch (req.type) {
       case 'request-identities':
-        return { type: 'identities', identities: agent.list(ctx) };
+        return { type: 'identities', identities: this.ordered(ctx, agent.list(ctx)) };
       case 'sign': {
         const res = await agent.sign(req.keyBlob, req.data, req.flags, ctx);
         const event: SignEvent = { ctx, keyBlob: req.keyBlob, result: res };
@@ -231,6 +236,16 @@ export class AgentServer {
    * OpenSSH's agent exits on a malformed LOCK/UNLOCK. We reach the same safety
    * without dying: lock, drop the connection, keep serving everyone else.
    */
+  /** A failing order hook must not cost the client its identities: the agent's order then. */
+  private ordered(ctx: ConnectionContext, ids: Identity[]): Identity[] {
+    try {
+      return this.opts.orderIdentities?.(ctx, ids) ?? ids;
+    } catch (e) {
+      this.log(`ordering identities: ${errorMessage(e)}`);
+      return ids;
+    }
+  }
+
   private async safetyLock(ctx: ConnectionContext, socket: net.Socket): Promise<'close'> {
     socket.pause();
     await this.lockForOwner(`malformed lock request on connection ${ctx.id}`);

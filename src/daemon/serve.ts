@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import { ApprovalWindows } from '../agent/approvals';
 import { AuditLog } from '../agent/audit';
 import { askConfirm } from '../agent/confirm';
+import { HostKeyOrder } from '../agent/host-order';
 import { Keyring } from '../agent/keyring';
 import { disableDumping, peerCredentials } from '../agent/peer';
 import type { Response } from '../agent/protocol';
@@ -15,6 +16,7 @@ import { DaemonConfig, LIMITS } from './config';
 import { encodeStatus, EXT } from './control-protocol';
 import { DaemonError } from './error';
 import { KnownHostsCache } from './known-hosts-cache';
+import { LearnedOrder } from './learned-order';
 import { recoveryPath } from './paths';
 import { auditRecord, confirmPrompt } from './prompt';
 import { agentStatus } from './status';
@@ -73,6 +75,11 @@ export async function serveAgent(
         ? `vault ${vault.vaultPath}: starting locked; ssh-add -X or tsagent unlock with its passphrase loads its keys`
         : `no vault at ${vault.vaultPath}: starting unlocked (tsagent vault init creates one)`,
     );
+  // A key restricted to hosts and visible on this connection has rules naming its host.
+  const keyOrder = new LearnedOrder(
+    new HostKeyOrder(),
+    (id) => (keyring.find(id.keyBlob)?.destinations.length ?? 0) > 0,
+  );
   const audit = cfg.auditLog ? new AuditLog(cfg.auditLog) : undefined;
   let idleTimer: NodeJS.Timeout | undefined;
   const resetIdle = () => {
@@ -115,10 +122,13 @@ export async function serveAgent(
       }),
     },
     peerOf: peerCredentials,
+    orderIdentities: (ctx, ids) => keyOrder.list(ctx, ids),
+    onClose: (ctx) => keyOrder.closed(ctx),
     onSign: (ev) =>
       audit?.append(auditRecord(ev, knownHosts, approvals.coveredBy(ev.result.details)?.id)),
     afterSign: (ev) => {
       resetIdle();
+      if (ev.result.ok) keyOrder.signed(ev.ctx, ev.keyBlob);
       // touch() writes the vault later: the reply does not wait for a disk write.
       if (ev.result.ok) vault?.touch(ev.result.entry.key.publicBlob);
     },
