@@ -58,7 +58,7 @@ _tsagent_vault() {
 _tsagent() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
     local agent_opts="-a -c -s -D -d -k -t -E -O -P -h --help --new --vault --audit-log
-        --lock-after --confirm-forwarded --confirm-window --max-connections --idle-timeout --strict"
+        --lock-after --confirm-forwarded --confirm-window --no-unlock-prompt --max-connections --idle-timeout --strict"
     local subs="vault status lock unlock approvals add log init"
     local i sub= at=
     for ((i = 1; i < COMP_CWORD; i++)); do

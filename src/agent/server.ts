@@ -56,6 +56,11 @@ export interface AgentServerOptions {
   afterSign?: (event: SignEvent) => void;
   /** Orders a REQUEST_IDENTITIES answer (the learned key per host first, issue 13). */
   orderIdentities?: (ctx: ConnectionContext, ids: Identity[]) => Identity[];
+  /**
+   * A request that needs keys found the agent locked: may unlock it first
+   * (unlock on demand, issue 14); the request is answered once it resolves.
+   */
+  whenLocked?: (ctx: ConnectionContext) => Promise<void>;
   /** Called when a connection has closed. */
   onClose?: (ctx: ConnectionContext) => void;
   /** Looks up the peer of a new connection (SO_PEERCRED), if the platform allows. */
@@ -177,8 +182,10 @@ export class AgentServer {
     const ok = (b: boolean): Response => ({ type: b ? 'success' : 'failure' });
     switch (req.type) {
       case 'request-identities':
+        await this.unlockOnDemand(ctx);
         return { type: 'identities', identities: this.ordered(ctx, agent.list(ctx)) };
       case 'sign': {
+        await this.unlockOnDemand(ctx);
         const res = await agent.sign(req.keyBlob, req.data, req.flags, ctx);
         const event: SignEvent = { ctx, keyBlob: req.keyBlob, result: res };
         try {
@@ -236,6 +243,15 @@ export class AgentServer {
    * OpenSSH's agent exits on a malformed LOCK/UNLOCK. We reach the same safety
    * without dying: lock, drop the connection, keep serving everyone else.
    */
+  private async unlockOnDemand(ctx: ConnectionContext): Promise<void> {
+    if (!this.keyring.locked || !this.opts.whenLocked) return;
+    try {
+      await this.opts.whenLocked(ctx);
+    } catch (e) {
+      this.log(`unlock on demand: ${errorMessage(e)}`);
+    }
+  }
+
   /** A failing order hook must not cost the client its identities: the agent's order then. */
   private ordered(ctx: ConnectionContext, ids: Identity[]): Identity[] {
     try {

@@ -21,7 +21,8 @@ export interface AgentOptions extends AgentSettings {
 export const USAGE = `usage: tsagent [-c | -s] [-Dd] [-a bind_address] [-E fingerprint_hash]
                [-O option] [-P allowed_providers] [-t life] [--new]
                [--vault path] [--audit-log path] [--lock-after life]
-               [--confirm-forwarded] [--confirm-window life] [--max-connections n]
+               [--confirm-forwarded] [--confirm-window life] [--no-unlock-prompt]
+               [--max-connections n]
                [--idle-timeout life] [--strict]
        tsagent [-a bind_address] [-E fingerprint_hash] [-O option]
                [-P allowed_providers] [-t life] command [arg ...]
@@ -52,6 +53,7 @@ tsagent options:
   --confirm-forwarded    ask before any use of a key through a forwarded connection
   --confirm-window life  after a confirm yes, the same use from the same session is not asked
                          again for this long (default 0: ask every time)
+  --no-unlock-prompt     never ask for the vault passphrase when a locked agent is used
   --max-connections n    connections served at once (default 256)
   --idle-timeout life    close connections silent for this long (default 1h; 0 = never)
   --strict               refuse to start if process protection (no ptrace, no core dumps) fails
@@ -224,6 +226,9 @@ function parseLongOption(o: AgentOptions, argv: string[], i: number): number {
       o.lockAfter = t;
       break;
     }
+    case '--no-unlock-prompt':
+      o.noUnlockPrompt = true;
+      break;
     case '--confirm-window': {
       const v = value();
       const t = parseLifetime(v);

@@ -17,6 +17,7 @@ export interface AgentSettings {
   auditLog?: string; // --audit-log PATH
   lockAfter?: number; // --lock-after LIFE, seconds
   confirmWindow?: number; // --confirm-window LIFE, seconds
+  noUnlockPrompt?: boolean; // --no-unlock-prompt
   maxConnections?: number; // --max-connections N
   idleTimeout?: number; // --idle-timeout LIFE, seconds
   strict: boolean; // --strict
@@ -35,6 +36,8 @@ export interface DaemonConfig {
   lockAfter?: number;
   /** After a confirm "yes", the same use is not asked again for this many seconds (0 = ask every time). */
   confirmWindow: number;
+  /** A locked vault agent asks for the vault passphrase when a local request needs keys. */
+  unlockPrompt: boolean;
   maxConnections: number;
   /** Seconds a connection may stay silent; 0 = for ever. */
   idleTimeout: number;
@@ -65,6 +68,7 @@ export function daemonConfig(
     vault,
     lockAfter: o.lockAfter,
     confirmWindow: o.confirmWindow ?? 0,
+    unlockPrompt: !o.noUnlockPrompt,
     maxConnections: o.maxConnections ?? LIMITS.maxConnections,
     idleTimeout: o.idleTimeout ?? LIMITS.idleTimeout,
     strict: o.strict,

@@ -17,6 +17,11 @@ import { encodeStatus, EXT } from './control-protocol';
 import { DaemonError } from './error';
 import { KnownHostsCache } from './known-hosts-cache';
 import { LearnedOrder } from './learned-order';
+import { UnlockOnDemand } from '../agent/unlock-on-demand';
+import { askPassphrase } from './askpass-passphrase';
+import { isForwarded } from '../agent/destination';
+import { processCommand } from '../agent/peer';
+import { escapeText } from '../ssh/escape';
 import { recoveryPath } from './paths';
 import { auditRecord, confirmPrompt } from './prompt';
 import { agentStatus } from './status';
@@ -80,6 +85,18 @@ export async function serveAgent(
     new HostKeyOrder(),
     (id) => (keyring.find(id.keyBlob)?.destinations.length ?? 0) > 0,
   );
+  // Unlock on demand (issue 14): one passphrase prompt for the requests that find the vault locked.
+  const onDemand =
+    vault &&
+    new UnlockOnDemand({
+      enabled: cfg.unlockPrompt,
+      askPassphrase: (who) =>
+        askPassphrase(
+          `Enter the passphrase of the tsagent vault, to use its keys for ${who.description}:`,
+          env,
+        ),
+      tryUnlock: (pass) => keyring.unlock(pass),
+    });
   const audit = cfg.auditLog ? new AuditLog(cfg.auditLog) : undefined;
   let idleTimer: NodeJS.Timeout | undefined;
   const resetIdle = () => {
@@ -124,6 +141,17 @@ export async function serveAgent(
     peerOf: peerCredentials,
     orderIdentities: (ctx, ids) => keyOrder.list(ctx, ids),
     onClose: (ctx) => keyOrder.closed(ctx),
+    whenLocked: async (ctx) => {
+      if (!onDemand || !vault?.present) return;
+      const pid = ctx.peer?.pid;
+      const cmd = pid === undefined ? '' : processCommand(pid);
+      const description =
+        pid === undefined
+          ? 'an unknown process'
+          : `pid ${pid}${cmd ? ` (${escapeText(cmd)})` : ''}`;
+      const outcome = await onDemand.request({ forwarded: isForwarded(ctx), description });
+      log(`unlock on demand for ${description}: ${outcome.unlocked ? 'unlocked' : outcome.reason}`);
+    },
     onSign: (ev) =>
       audit?.append(auditRecord(ev, knownHosts, approvals.coveredBy(ev.result.details)?.id)),
     afterSign: (ev) => {
