@@ -225,7 +225,7 @@ describe('AgentServer: errors, malformed locks, limits', () => {
     }
   });
 
-  test('a malformed LOCK closes that connection and locks; others are served', async () => {
+  test('a malformed LOCK closes that connection and drops the keys; others are served', async () => {
     const keyring = new Keyring<ConnectionContext>();
     const { server, sock } = await serve(keyring);
     const c = await AgentClient.connect(sock);
@@ -233,9 +233,12 @@ describe('AgentServer: errors, malformed locks, limits', () => {
     try {
       assert.equal((await c.request(add(ed, 'k'))).type, 'success');
       await assert.rejects(c.raw(frame(Buffer.of(MSG.LOCK, 0, 0, 0, 50, 1))), /closed/);
-      assert.ok(keyring.locked);
+      // No vault to unlock with: every key is gone and the agent stays open.
+      assert.equal(keyring.size, 0);
+      assert.equal(keyring.locked, false);
       const r = await other.request({ type: 'request-identities' });
       assert.deepEqual(r, { type: 'identities', identities: [] });
+      assert.equal((await other.request(add(ed, 'again'))).type, 'success');
     } finally {
       c.close();
       other.close();
@@ -289,7 +292,7 @@ describe('AgentServer: errors, malformed locks, limits', () => {
           events.push(`write ${b[4]}`);
           return write(b);
         }) as typeof s.write;
-        return undefined;
+        return { pid: process.pid, uid: process.getuid!(), gid: process.getgid!() };
       },
       onSign: (ev) => events.push(`onSign ${ev.result.ok}`),
       afterSign: (ev) => events.push(`afterSign ${ev.result.ok}`),

@@ -369,7 +369,7 @@ function confirmTests(agent: AgentSpec, hash: 'sha256' | 'md5'): void {
             assert.match(
               calls[0].argv,
               new RegExp(
-                `^${escapeRe(expected)}\\nTo sign \\d+ bytes of unrecognised data\\.\\nRequested by pid \\d+ \\(.*\\), uid ${process.getuid!()}\\.$`,
+                `^${escapeRe(expected)}\\nTo sign \\d+ bytes of unrecognised data\\.\\nRequested by pid \\d+ \\(self-reported command: .*\\), uid ${process.getuid!()}\\.$`,
               ),
             );
             assert.match(calls[0].argv, /\(.*ssh-add.*\)/);

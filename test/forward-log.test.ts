@@ -78,7 +78,21 @@ describe('tsagent log', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stdout.slice(0, -1), /[\x00-\x1f\x7f]/);
     assert.ok(r.stdout.includes('(evil\\x1b]0;owned\\x07)'), r.stdout);
-    assert.ok(r.stdout.includes('a\\x0ab'), r.stdout);
+    // A newline is shown as escapeText writes it (src/ssh/escape.ts): a visible \n.
+    assert.ok(r.stdout.includes('a\\nb'), r.stdout);
+  });
+
+  it('escapes bidi and other format characters too, and backslashes so no escape is forged', async () => {
+    const file = path.join(dir, 'bidi.log');
+    new AuditLog(file).append(
+      record(8, { comment: 'txt.\u202egpj.exe', user: 'zero\u200bwidth', reason: 'back\\x1b' }),
+    );
+    const r = await tsagentLog(['--file', file]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stdout, /[\u202e\u200b]/u);
+    assert.ok(r.stdout.includes('(txt.\\u{202e}gpj.exe)'), r.stdout);
+    assert.ok(r.stdout.includes('as zero\\u{200b}width'), r.stdout);
+    assert.ok(r.stdout.includes('reason: back\\\\x1b'), r.stdout);
   });
 
   it('reads the rotated file first; skips torn lines', async () => {

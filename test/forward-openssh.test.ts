@@ -427,7 +427,7 @@ for (const agent of AGENTS) {
         }
         if (isTsagent) {
           const requester = new RegExp(
-            `\\nRequested by pid ${p.pid} \\(\\S*ssh -F \\S+ -A goober ssh -F \\S+ boomer echo on-boomer\\), uid ${process.getuid?.()}\\.`,
+            `\\nRequested by pid ${p.pid} \\(self-reported command: \\S*ssh -F \\S+ -A goober ssh -F \\S+ boomer echo on-boomer\\), uid ${process.getuid?.()}\\.`,
           );
           assert.match(calls[0].argv, requester);
           assert.match(calls[1].argv, requester);

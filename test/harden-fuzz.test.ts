@@ -22,7 +22,7 @@ describe('fuzzing tsagent', { skip: process.platform !== 'linux' && 'needs /proc
         const report = await fuzzAgent({
           sock: agent.sock,
           pid: agent.pid,
-          recoveryFile: agent.recovery,
+          ownerLocks: () => agent.output().stderr.split('keys dropped').length - 1,
           count: COUNT,
           seconds: SECONDS,
           concurrency: 16,

@@ -1,10 +1,12 @@
 // Signals and the owner lock: SIGTERM/SIGINT/SIGHUP shut down cleanly (exit 0,
-// socket removed); SIGUSR1 and a malformed LOCK lock the agent under a secret
-// written beside the socket (<sock>.recovery, 0600), which `ssh-add -X`
-// accepts to unlock; the agent keeps serving other clients throughout.
+// socket removed); SIGUSR1 and a malformed LOCK drop the keys that live only in
+// memory and, with a vault, lock so that only the vault passphrase opens the
+// agent (issue 11, point 3: no recovery secret is written); the agent keeps
+// serving other clients throughout.
 
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AgentClient } from '../src/agent/client';
 import { Tsagent, startTsagent } from './fuzz/agent';
@@ -20,6 +22,7 @@ import {
   skipUnless,
   waitFor,
 } from './fixtures/run';
+import { VAULT_PASS, VaultWorld, poll } from './fixtures/vault-agent';
 
 const skip = skipUnless([SSH_ADD, SSH_KEYGEN]);
 
@@ -54,15 +57,20 @@ describe('signals and the owner lock', { skip }, () => {
     assert.equal((await listed(agent)).length, keys.length);
   }
 
-  /** ssh-add -X with the recovery secret given through SSH_ASKPASS. */
-  async function recover(agent: Tsagent): Promise<void> {
-    const st = fs.statSync(agent.recovery);
-    assert.equal(st.mode & 0o777, 0o600, 'recovery file mode');
-    const secret = fs.readFileSync(agent.recovery, 'utf8').trim();
-    assert.match(secret, /^[0-9a-f]{64}$/);
-    askpass.answer(secret);
+  /** No secret that unlocks the agent is written anywhere beside its socket. */
+  function noRecoveryFile(agent: Tsagent): void {
+    assert.deepEqual(
+      fs.readdirSync(agent.dir).filter((f) => /recovery/.test(f)),
+      [],
+      'a recovery file was written',
+    );
+  }
+
+  /** ssh-add -X: refused (nothing is locked, or the passphrase is not the one). */
+  async function unlockRefused(agent: Tsagent, passphrase: string): Promise<void> {
+    askpass.answer(passphrase);
     const r = await sshAdd(agent, ['-X'], askpass.env());
-    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
   }
 
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
@@ -86,32 +94,66 @@ describe('signals and the owner lock', { skip }, () => {
     });
   }
 
-  it('SIGUSR1 locks the agent; ssh-add -X with the recovery secret restores the keys', async () => {
+  it('SIGUSR1 without a vault: the keys are dropped, nothing unlocks, the agent stays open', async () => {
     const agent = await startTsagent({ debug: true });
     try {
       await addKeys(agent);
       process.kill(agent.pid, 'SIGUSR1');
-      await waitFor('the agent to lock', async () => (await listed(agent)).length === 0);
-      assert.ok(fs.existsSync(agent.recovery));
-      // A wrong secret does not unlock.
-      askpass.answer('not-the-secret');
-      assert.notEqual((await sshAdd(agent, ['-X'], askpass.env())).code, 0);
+      await waitFor('the keys to go', async () => (await listed(agent)).length === 0);
+      noRecoveryFile(agent);
+      // Nothing to unlock: no passphrase brings the keys back.
+      await unlockRefused(agent, 'anything');
       assert.deepEqual(await listed(agent), []);
-      await recover(agent);
-      assert.deepEqual((await listed(agent)).sort(), keys.map((k) => k.listLine).sort());
-      // Another SIGUSR1 locks again under a fresh secret.
-      const first = fs.readFileSync(agent.recovery, 'utf8');
+      await waitFor('the log', () => /keys dropped: SIGUSR1/.test(agent.output().stderr));
+      // The owner adds them again; another SIGUSR1 drops them again.
+      await addKeys(agent);
       process.kill(agent.pid, 'SIGUSR1');
-      await waitFor('the agent to lock again', async () => (await listed(agent)).length === 0);
-      await waitFor('a fresh secret', () => fs.readFileSync(agent.recovery, 'utf8') !== first);
-      await recover(agent);
-      assert.equal((await listed(agent)).length, keys.length);
+      await waitFor('the keys to go again', async () => (await listed(agent)).length === 0);
+      noRecoveryFile(agent);
     } finally {
       await agent.stop();
     }
   });
 
-  it('a malformed LOCK: connection dropped, agent locked, others served, recoverable', async () => {
+  it('SIGUSR1 with a vault: memory keys dropped, locked; only the vault passphrase opens it', async () => {
+    const world = new VaultWorld({ explicitVault: true });
+    try {
+      await world.init();
+      const gen = await world.vault(['generate', '-t', 'ed25519', '-C', 'in-the-vault']);
+      const vaultLine = gen.stdout.trim().split(' ').slice(0, 2).join(' ');
+      const agent = await world.startAgent();
+      assert.equal((await world.sshAdd(agent, ['-X'], VAULT_PASS)).code, 0);
+      assert.equal((await world.sshAdd(agent, [keys[0].priv])).code, 0);
+      const publicKeys = async () => (await world.sshAdd(agent, ['-L'])).stdout.trim();
+      assert.equal((await publicKeys()).split('\n').length, 2);
+      process.kill(agent.pid, 'SIGUSR1');
+      await poll(
+        'the lock',
+        () => world.status(agent),
+        (st) => st.locked,
+        10_000,
+      );
+      assert.match(agent.log(), /agent locked: SIGUSR1/);
+      // A lock passphrase does not exist: ssh-add -X with anything else fails.
+      assert.equal((await world.sshAdd(agent, ['-X'], 'not the vault passphrase')).code, 1);
+      assert.equal((await world.status(agent)).locked, true);
+      assert.equal((await world.sshAdd(agent, ['-X'], VAULT_PASS)).code, 0);
+      // The vault key is back; the key that lived only in memory is not.
+      const after = await publicKeys();
+      assert.deepEqual(
+        after.split('\n').map((l) => l.split(' ').slice(0, 2).join(' ')),
+        [vaultLine],
+      );
+      assert.deepEqual(
+        fs.readdirSync(path.dirname(agent.sock)).filter((f) => /recovery/.test(f)),
+        [],
+      );
+    } finally {
+      await world.cleanup();
+    }
+  });
+
+  it('a malformed LOCK: connection dropped, keys dropped, others served', async () => {
     const agent = await startTsagent({ debug: true });
     try {
       await addKeys(agent);
@@ -120,20 +162,20 @@ describe('signals and the owner lock', { skip }, () => {
         // LOCK whose passphrase string claims 10 bytes and brings 3.
         const malformed = frame(Buffer.concat([Buffer.of(22, 0, 0, 0, 10), Buffer.from('abc')]));
         assert.equal(await rawRequest(agent.sock, malformed), 'closed');
-        // The connection opened before is still served (locked: no identities).
+        // The connection opened before is still served (no identities now).
         const r = await other.request({ type: 'request-identities' });
         assert.deepEqual(r, { type: 'identities', identities: [] });
         assert.deepEqual(await listed(agent), []);
-        // A malformed UNLOCK does not unlock, and is dropped too.
+        // A malformed UNLOCK is dropped too.
         const badUnlock = frame(Buffer.concat([Buffer.of(23, 0, 0, 0, 64), Buffer.from('x')]));
         assert.equal(await rawRequest(agent.sock, badUnlock), 'closed');
         assert.deepEqual(await listed(agent), []);
-        await recover(agent);
-        assert.equal((await listed(agent)).length, keys.length);
+        noRecoveryFile(agent);
+        await addKeys(agent);
         const again = await other.request({ type: 'request-identities' });
         assert.equal(again.type === 'identities' && again.identities.length, keys.length);
         assert.equal(agent.process.exitCode, null);
-        assert.match(agent.output().stderr, /agent locked: malformed lock request/);
+        assert.match(agent.output().stderr, /keys dropped: malformed lock request/);
       } finally {
         other.close();
       }

@@ -1,7 +1,8 @@
 // Slow and greedy clients: a slow-loris is closed at the message deadline, a
 // client that never reads its replies cannot grow the agent's memory, the
-// connection limit closes the one too many at once, and the idle timeout closes
-// a silent connection. Meanwhile others are served. Bounded waits only.
+// connection limit closes the one too many at once, hundreds of silent
+// connections are closed at the first-message deadline, and the idle timeout
+// closes a silent connection. Meanwhile others are served. Bounded waits only.
 
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
@@ -75,15 +76,16 @@ describe('slow and greedy clients', { skip: process.platform !== 'linux' && 'nee
     'a client that never reads its replies: others are served, memory stays bounded',
     { timeout: 90_000 },
     async (t) => {
-      // Make REQUEST_IDENTITIES answers big: 8 keys with 24 KiB comments (~200 KiB a reply).
+      // Make REQUEST_IDENTITIES answers big: 48 keys with 4 000-byte comments (~200 KiB a
+      // reply; comments over 4 KiB are refused).
       const c = await AgentClient.connect(agent.sock);
-      const keys = Array.from({ length: 8 }, (_, i) => makeKey('ed25519', false, `greedy-${i}`));
+      const keys = Array.from({ length: 48 }, (_, i) => makeKey('ed25519', false, `greedy-${i}`));
       for (const k of keys) {
         const r = await c.request({
           type: 'add',
           keyType: k.keyType,
           fields: k.fields,
-          comment: `${k.name}:${'x'.repeat(24 * 1024)}`,
+          comment: `${k.name}:${'x'.repeat(4000)}`,
           constraints: { extensions: [] },
         });
         assert.equal(r.type, 'success');
@@ -136,6 +138,33 @@ describe('slow and greedy clients', { skip: process.platform !== 'linux' && 'nee
         await waitFor('a free slot', async () => served(a.sock), 10_000, 100);
       } finally {
         for (const c of clients) c.close();
+        await a.stop();
+      }
+    },
+  );
+
+  it(
+    '600 silent connections: they are closed within seconds and the owner is served within 15 s',
+    { timeout: 90_000 },
+    async () => {
+      const a = await startTsagent({ debug: true });
+      const silent: net.Socket[] = [];
+      try {
+        // Hold every connection the agent takes (and more), saying nothing.
+        for (let i = 0; i < 600; i++) silent.push((await openConnection(a.sock)).s);
+        const t0 = Date.now();
+        let servedAfter = -1;
+        while (Date.now() - t0 < 15_000) {
+          if (await served(a.sock)) {
+            servedAfter = Date.now() - t0;
+            break;
+          }
+          await sleep(250);
+        }
+        assert.ok(servedAfter >= 0, 'the owner was not served within 15 s');
+        assert.ok(/no complete message in \d+ ms/.test(a.output().stderr));
+      } finally {
+        for (const s of silent) s.destroy();
         await a.stop();
       }
     },

@@ -6,8 +6,9 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import { matchHostname, matchPattern, matchPatternList } from '../src/ssh/pattern';
-import { identityPermitted } from '../src/agent/destination';
-import type { DestinationConstraint } from '../src/agent/constraints';
+import { destinationsFromSpecs, identityPermitted } from '../src/agent/destination';
+import { DestinationConstraint, parseDestinationConstraints } from '../src/agent/constraints';
+import { WireError, WireWriter } from '../src/ssh/wire';
 
 describe('matchPattern (OpenSSH match_pattern)', () => {
   const CASES: Array<[string, string, boolean]> = [
@@ -127,5 +128,65 @@ describe('destination user patterns do not stall the agent', () => {
     assert.equal(perm.ok, false);
     assert.ok(ms < 100, `took ${ms} ms`);
     assert.equal(identityPermitted(dests, state, 'a'.repeat(59) + 'b').ok, true);
+  });
+});
+
+describe('destination constraints cap user and host name lengths', () => {
+  const key = Buffer.from('host key blob');
+  const hop = (user: string, host: string, keys: Buffer[]) => {
+    const w = new WireWriter().string(user).string(host).string('');
+    for (const k of keys) w.string(k).byte(0);
+    return w.toBuffer();
+  };
+  const constraint = (user: string, host: string) =>
+    new WireWriter()
+      .string(
+        new WireWriter()
+          .string(hop('', '', []))
+          .string(hop(user, host, [key]))
+          .string('')
+          .toBuffer(),
+      )
+      .toBuffer();
+
+  test('a user of 255 bytes and a host of 1024 are accepted; one more byte is malformed', () => {
+    assert.equal(
+      parseDestinationConstraints(constraint('u'.repeat(255), 'h'.repeat(1024))).length,
+      1,
+    );
+    assert.throws(
+      () => parseDestinationConstraints(constraint('u'.repeat(256), 'goober')),
+      (e: unknown) => e instanceof WireError && /user name over 255 bytes/.test(e.message),
+    );
+    assert.throws(
+      () => parseDestinationConstraints(constraint('', 'h'.repeat(1025))),
+      (e: unknown) => e instanceof WireError && /host name over 1024 bytes/.test(e.message),
+    );
+    // Bytes, not characters: 128 two-byte characters are 256 bytes.
+    assert.throws(
+      () => parseDestinationConstraints(constraint('é'.repeat(128), 'goober')),
+      WireError,
+    );
+  });
+
+  test('a login user longer than any hop may name matches no pattern, not even *', () => {
+    const dests: DestinationConstraint[] = [
+      {
+        from: { user: null, hostname: null, keys: [] },
+        to: { user: '*', hostname: 'goober', keys: [{ key, isCA: false }] },
+      },
+    ];
+    const state = {
+      binds: [{ hostKey: key, sessionId: Buffer.alloc(32, 1), forwarded: false }],
+      bindAttempted: true,
+    };
+    assert.equal(identityPermitted(dests, state, 'u'.repeat(255)).ok, true);
+    assert.equal(identityPermitted(dests, state, 'u'.repeat(256)).ok, false);
+  });
+
+  test('vault --allow specs are held to the same caps', () => {
+    assert.throws(() => destinationsFromSpecs([`${'u'.repeat(256)}@goober`], () => []), /over 255/);
+    assert.throws(() => destinationsFromSpecs(['h'.repeat(1025)], () => []), /over 1024/);
+    assert.equal(destinationsFromSpecs([`${'u'.repeat(255)}@goober`], () => []).length, 1);
   });
 });

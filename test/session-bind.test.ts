@@ -152,6 +152,68 @@ describe('a failed bind counts as forwarded (keyring)', () => {
     });
 });
 
+describe('SignDetails.verified: the signed login is for the session last bound', () => {
+  const { privateKey } = crypto.generateKeyPairSync('ed25519');
+  const jwk = privateKey.export({ format: 'jwk' });
+  const pk = Buffer.from(jwk.x!, 'base64url');
+  const req = decodeRequest(
+    Buffer.concat([
+      Buffer.of(17),
+      new WireWriter()
+        .string('ssh-ed25519')
+        .string(pk)
+        .string(Buffer.concat([Buffer.from(jwk.d!, 'base64url'), pk]))
+        .string('k')
+        .toBuffer(),
+    ]),
+  );
+  assert.equal(req.type, 'add');
+  const key: PrivateKey = req.key;
+  const hostKey = Buffer.from('host key');
+  const sessionId = Buffer.alloc(32, 7);
+  const login = (sid: Buffer, hostbound?: Buffer) => {
+    const w = new WireWriter()
+      .string(sid)
+      .byte(50)
+      .string('alice')
+      .string('ssh-connection')
+      .string(hostbound ? 'publickey-hostbound-v00@openssh.com' : 'publickey')
+      .bool(true)
+      .string('ssh-ed25519')
+      .string(key.publicBlob);
+    if (hostbound) w.string(hostbound);
+    return w.toBuffer();
+  };
+  const bound = { binds: [{ hostKey, sessionId, forwarded: false }], bindAttempted: true };
+  const CASES: Array<[string, object, Buffer, boolean]> = [
+    ['a login for the bound session', bound, login(sessionId), true],
+    ['a host-bound login for the bound session and host', bound, login(sessionId, hostKey), true],
+    ['a login for another session', bound, login(Buffer.alloc(32, 8)), false],
+    [
+      'a host-bound login naming another host',
+      bound,
+      login(sessionId, Buffer.from('other')),
+      false,
+    ],
+    ['a login on a connection that never bound', {}, login(sessionId), false],
+    ['data that is not a login', bound, Buffer.from('ssh-keygen -Y data'), false],
+    [
+      'a login for the bound session after a failed bind',
+      { ...bound, bindFailed: true },
+      login(sessionId),
+      false,
+    ],
+  ];
+  for (const [name, ctx, data, verified] of CASES)
+    test(`${name}: verified ${verified}`, async () => {
+      const kr = new Keyring();
+      kr.add(key, Buffer.from('k'), { extensions: [] });
+      const res = await kr.sign(key.publicBlob, data, 0, ctx);
+      assert.equal(res.ok, true);
+      assert.equal(res.ok && res.details.verified, verified);
+    });
+});
+
 for (const agent of AGENTS) {
   describe(`session-bind signatures a real server may send, with ${agent.name}`, { skip }, () => {
     let a: RunningAgent;

@@ -1,5 +1,7 @@
 // contrib/: the systemd units pass `systemd-analyze verify` (no message at all),
-// and say what tsagent(1) says: the default socket, the pid file, SIGUSR1.
+// and say what tsagent(1) says: the default socket, the pid file, SIGUSR1, and
+// the socket unit that starts the agent on first use (test/socket-activation
+// runs the agent the way it starts it).
 //
 // Not tested here: running them under a real user manager (there is none in
 // CI's container). ExecStart=tsagent is resolved by systemd's own search path
@@ -76,6 +78,30 @@ describe('contrib/ systemd units', () => {
       text.replace(/^ExecStart=tsagent /m, `ExecStart=${stub} `),
     );
     await verify(t, true, ['./tsagent.service']);
+  });
+
+  it('tsagent.socket: the default socket in a private directory, for tsagent.service', async (t) => {
+    const text = unitText('tsagent.socket');
+    const sock = section(text, 'Socket');
+    assert.deepEqual(sock.get('ListenStream'), ['%t/tsagent/agent.sock']);
+    assert.deepEqual(sock.get('DirectoryMode'), ['0700']);
+    assert.deepEqual(sock.get('SocketMode'), ['0600']);
+    // One socket (the agent refuses more), a stream one, handed over whole (no Accept=yes).
+    assert.equal(sock.get('Accept'), undefined);
+    for (const k of ['ListenDatagram', 'ListenSequentialPacket', 'ListenFIFO'])
+      assert.equal(sock.get(k), undefined, k);
+    assert.deepEqual(section(text, 'Install').get('WantedBy'), ['sockets.target']);
+    // The service it starts is tsagent.service (same name): no Service= to drift.
+    assert.equal(sock.get('Service'), undefined);
+    const stub = path.join(dir, 'bin', 'tsagent');
+    fs.mkdirSync(path.dirname(stub), { recursive: true });
+    fs.writeFileSync(stub, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+    fs.writeFileSync(
+      path.join(dir, 'tsagent.service'),
+      unitText('tsagent.service').replace(/^ExecStart=tsagent /m, `ExecStart=${stub} `),
+    );
+    fs.writeFileSync(path.join(dir, 'tsagent.socket'), text);
+    await verify(t, true, ['./tsagent.socket', './tsagent.service']);
   });
 
   it('tsagent-sleep@.service: a system template that sends SIGUSR1 before sleep', async (t) => {

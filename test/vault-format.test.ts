@@ -179,6 +179,34 @@ describe('vault format v1', () => {
     assert.ok(counts.WRONG_PASSPHRASE >= 64 && counts.DAMAGED > 0, JSON.stringify(counts));
   });
 
+  it('refuses a planted header asking for hours of key derivation, before deriving', () => {
+    const bytes = sealVault(identities.slice(0, 1), key);
+    const plant = (memoryKiB: number, time: number) => {
+      const bad = Buffer.from(bytes);
+      bad.writeUInt32BE(memoryKiB, 11);
+      bad.writeUInt32BE(time, 15);
+      return redigest(bad);
+    };
+    // Each within its own range, but together hours of argon2 (4 GiB x 100 passes).
+    for (const [memoryKiB, time] of [
+      [4 * 1024 * 1024, 100],
+      [1024 * 1024, 16],
+      [2 * 1024 * 1024, 3],
+    ]) {
+      const started = Date.now();
+      assert.throws(() => parseVault(plant(memoryKiB, time)), {
+        code: 'DAMAGED',
+        message: new RegExp(
+          `KDF cost ${memoryKiB} KiB x ${time} passes is more than tsagent derives`,
+        ),
+      });
+      assert.ok(Date.now() - started < 1000);
+    }
+    // The most allowed: 4 GiB once, 1 GiB four times.
+    assert.equal(parseVault(plant(4 * 1024 * 1024, 1)).kdf.memoryKiB, 4 * 1024 * 1024);
+    assert.equal(parseVault(plant(1024 * 1024, 4)).kdf.time, 4);
+  });
+
   it('reports every truncation as damage', () => {
     const bytes = sealVault([], key);
     for (let len = 0; len < bytes.length; len++) {

@@ -41,5 +41,9 @@ describe('vault KDF', () => {
     assert.match(kdfParamsProblem({ ...SMALL_KDF, memoryKiB: 2 ** 32 - 1 }) ?? '', /memoryKiB/);
     assert.match(kdfParamsProblem({ ...SMALL_KDF, parallelism: 200 }) ?? '', /parallelism/);
     assert.match(kdfParamsProblem({ ...SMALL_KDF, time: 1.5 }) ?? '', /time/);
+    assert.match(
+      kdfParamsProblem({ ...SMALL_KDF, memoryKiB: 4 * 1024 * 1024, time: 2 }) ?? '',
+      /more than tsagent derives/,
+    );
   });
 });

@@ -415,18 +415,45 @@ describe('identity operations', () => {
     );
   });
 
-  it('changes the passphrase and KDF cost; the backup keeps the old passphrase', async (t) => {
+  it('changes the passphrase and KDF cost; the backup opens with the new passphrase only', async (t) => {
     const { file, vault } = await newVault(t, [await generateKey('ed25519', undefined, 'k')]);
+    const oldKey = (await file.unlock(PASS)).key;
+    vault.touch(vault.identities[0].publicBlob, 1); // a backup under the old passphrase exists
+    assert.equal((await file.unlock(PASS, file.backupPath)).identities.length, 1);
     const stronger = { ...SMALL_KDF, memoryKiB: 2048, time: 2 };
     await vault.changePassphrase(Buffer.from('new pass'), stronger);
     await assert.rejects(file.unlock(PASS), { code: 'WRONG_PASSPHRASE' });
     const reopened = await file.unlock(Buffer.from('new pass'));
     assert.deepEqual(reopened.kdf, stronger);
     assert.equal(reopened.identities.length, 1);
-    assert.equal((await file.unlock(PASS, file.backupPath)).identities.length, 1);
+    // The old passphrase opens nothing any more, not even the backup.
+    await assert.rejects(file.unlock(PASS, file.backupPath), { code: 'WRONG_PASSPHRASE' });
+    const backup = await file.unlock(Buffer.from('new pass'), file.backupPath);
+    assert.equal(backup.identities.length, 1);
+    assert.deepEqual(backup.kdf, stronger);
     // A key derived from the old passphrase (an agent unlocked earlier) no longer opens it.
-    const oldKey = (await file.unlock(PASS, file.backupPath)).key;
     assert.throws(() => file.openWithKey(oldKey), { code: 'WRONG_PASSPHRASE' });
+  });
+
+  it('after remove, the backup no longer holds the removed key', async (t) => {
+    const { file, vault } = await newVault(t, [
+      await generateKey('ed25519', undefined, 'keep'),
+      await generateKey('ed25519', undefined, 'gone'),
+    ]);
+    vault.update('keep', { confirm: true }); // the backup holds both keys
+    assert.equal((await file.unlock(PASS, file.backupPath)).identities.length, 2);
+    vault.remove('gone');
+    const backup = await file.unlock(PASS, file.backupPath);
+    assert.deepEqual(
+      backup.identities.map((i) => i.comment),
+      ['keep'],
+    );
+    // Later writes keep the previous version again, still without the key.
+    vault.update('keep', { confirm: false });
+    assert.deepEqual(
+      (await file.unlock(PASS, file.backupPath)).identities.map((i) => i.comment),
+      ['keep'],
+    );
   });
 
   it('reload() and remove() overwrite the decrypted private fields they drop', async (t) => {

@@ -1,11 +1,14 @@
-// The audit log: one JSON line per sign request, allowed or refused, in a
-// 0600 file rotated at a size limit (the previous file is kept as `.1`).
+// The audit log: one JSON line per sign request, allowed or refused, and per
+// change refused from a forwarded connection, in a 0600 file rotated at a size
+// limit (the previous file is kept as `.1`).
 
 import * as fs from 'node:fs';
 
 export interface AuditRecord {
   time: string;
-  key: string; // fingerprint
+  /** The request's message name (REMOVE_ALL_IDENTITIES, LOCK…); absent for a sign request. */
+  request?: string;
+  key: string; // fingerprint ('' when the request names no key)
   comment: string;
   requester: { pid?: number; uid?: number; command?: string };
   hops: string[];

@@ -16,13 +16,26 @@ export function askpassAllowed(env: NodeJS.ProcessEnv): boolean {
   return require === 'force' || !!env.DISPLAY || !!env.WAYLAND_DISPLAY;
 }
 
-/** Run the askpass program; resolves true only on an affirmative answer. */
+/** The prompt shown now and those waiting: one dialog at a time, in order. */
+let queue: Promise<unknown> = Promise.resolve();
+
+/**
+ * Ask through the askpass program; resolves true only on an affirmative answer.
+ * Prompts are shown one at a time (the next when the last is answered): several
+ * dialogs at once would let a requester hide its prompt behind the owner's.
+ */
 export function askConfirm(
   prompt: string,
   env: NodeJS.ProcessEnv = process.env,
   timeoutMs = 120_000,
 ): Promise<boolean> {
   if (!askpassAllowed(env)) return Promise.resolve(false);
+  const turn = queue.then(() => showPrompt(prompt, env, timeoutMs));
+  queue = turn.catch(() => false);
+  return turn;
+}
+
+function showPrompt(prompt: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<boolean> {
   const program = env.SSH_ASKPASS || DEFAULT_ASKPASS;
   // Loaded on the first prompt only: an idle agent needs no child_process.
   const { spawn } = require('node:child_process') as typeof childProcess;

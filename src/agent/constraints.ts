@@ -40,10 +40,22 @@ export interface Constraints {
 /** OpenSSH's AGENT_MAX_DEST_CONSTRAINTS. */
 const MAX_CONSTRAINTS = 1024;
 
+/**
+ * Longest user and host names a hop may name, in bytes: a user name longer than
+ * Linux's LOGIN_NAME_MAX (256 with its NUL) or a host name longer than NI_MAXHOST
+ * (1025 with its NUL) names nothing that can log in, and only makes patterns slower.
+ */
+export const MAX_USER_LENGTH = 255;
+export const MAX_HOST_LENGTH = 1024;
+
 function readHop(b: Buffer): Hop {
   const r = new WireReader(b);
   const user = r.text();
   const hostname = r.text();
+  if (Buffer.byteLength(user) > MAX_USER_LENGTH)
+    throw new WireError(`user name over ${MAX_USER_LENGTH} bytes`);
+  if (Buffer.byteLength(hostname) > MAX_HOST_LENGTH)
+    throw new WireError(`host name over ${MAX_HOST_LENGTH} bytes`);
   if (r.string().length !== 0) throw new WireError('unsupported hop extensions');
   const keys: KeySpec[] = [];
   while (r.remaining > 0) keys.push({ key: Buffer.from(r.string()), isCA: r.byte() !== 0 });

@@ -2,7 +2,13 @@
 // and the session binds they are checked against, following OpenSSH's
 // ssh-agent.c: a constrained key may only authenticate along listed hops.
 
-import type { DestinationConstraint, Hop, KeySpec } from './constraints';
+import {
+  DestinationConstraint,
+  Hop,
+  KeySpec,
+  MAX_HOST_LENGTH,
+  MAX_USER_LENGTH,
+} from './constraints';
 import { CERT_TYPE, parseCertificate } from '../ssh/certificate';
 import { matchPattern } from '../ssh/pattern';
 import { WireReader } from '../ssh/wire';
@@ -56,6 +62,11 @@ function matchKeyHop(key: Buffer, hop: Hop, now: bigint): boolean {
   return false;
 }
 
+/** A login user against a hop's user pattern; a name longer than any hop may name matches none. */
+function userMatches(user: string, pattern: string): boolean {
+  return Buffer.byteLength(user) <= MAX_USER_LENGTH && matchPattern(user, pattern);
+}
+
 /** The hostname of the first constraint that allows the hop fromKey → toKey for user, or undefined. */
 function permittedHop(
   dests: readonly DestinationConstraint[],
@@ -69,7 +80,7 @@ function permittedHop(
       if (d.from.hostname !== null || d.from.keys.length !== 0) continue;
     } else if (!matchKeyHop(fromKey, d.from, now)) continue;
     if (toKey !== null && !matchKeyHop(toKey, d.to, now)) continue;
-    if (d.to.user !== null && user !== null && !matchPattern(user, d.to.user)) continue;
+    if (d.to.user !== null && user !== null && !userMatches(user, d.to.user)) continue;
     return d.to.hostname;
   }
   return undefined;
@@ -231,6 +242,10 @@ export function destinationsFromSpecs(
     if (user && !allowUser) throw new Error(`"${text}": a user is only allowed on the last hop`);
     const hostname = at > 0 ? text.slice(at + 1) : text;
     if (!hostname) throw new Error(`empty host name in "${text}"`);
+    if (user && Buffer.byteLength(user) > MAX_USER_LENGTH)
+      throw new Error(`"${text}": the user name is over ${MAX_USER_LENGTH} bytes`);
+    if (Buffer.byteLength(hostname) > MAX_HOST_LENGTH)
+      throw new Error(`"${text}": the host name is over ${MAX_HOST_LENGTH} bytes`);
     return { user, hostname, keys: lookup(hostname) };
   };
   return specs.map((spec) => {

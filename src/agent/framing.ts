@@ -13,6 +13,11 @@ export type FrameReply = { bytes: Buffer; after?: () => void } | 'close';
 export interface FramingOptions {
   /** A message, once begun, must arrive whole within this time (ms); 0/undefined = no limit. */
   messageTimeoutMs?: number;
+  /**
+   * A new connection must send its first whole message within this time (ms):
+   * silent connections cannot hold every slot for the idle timeout.
+   */
+  firstMessageTimeoutMs?: number;
   /** Largest message body accepted; a longer announced length closes the connection. */
   maxMessage?: number;
   /** Why the framer closed the connection (for the log). */
@@ -36,6 +41,17 @@ export function serveFrames(
   };
   let pending: Buffer = Buffer.alloc(0);
   let busy = false;
+  let first: NodeJS.Timeout | undefined;
+  if (opts.firstMessageTimeoutMs)
+    first = setTimeout(
+      () =>
+        close(
+          pending.length > 0
+            ? 'first message not completed in time, closing'
+            : `no complete message in ${opts.firstMessageTimeoutMs} ms, closing`,
+        ),
+      opts.firstMessageTimeoutMs,
+    );
   // Armed while a message is partly received; cleared when nothing is pending.
   let partial: NodeJS.Timeout | undefined;
   const watchPartial = () => {
@@ -70,6 +86,7 @@ export function serveFrames(
         const len = pending.readUInt32BE(0);
         if (len > max) return close(`message of ${len} bytes is over the limit, closing`);
         if (pending.length < 4 + len) break;
+        clearTimeout(first);
         const body = pending.subarray(4, 4 + len);
         pending = pending.subarray(4 + len);
         const reply = await handle(body);
@@ -89,12 +106,24 @@ export function serveFrames(
   };
 
   socket.on('data', (chunk: Buffer) => {
-    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    if (pending.length === 0) pending = chunk;
+    else {
+      const joined = Buffer.concat([pending, chunk]);
+      // The copies are all that is needed now: wipe the chunks the bytes came
+      // from (a passphrase or private key may be split across them). What is
+      // being handled is before `pending`, untouched.
+      pending.fill(0);
+      chunk.fill(0);
+      pending = joined;
+    }
     // A client that pipelines requests faster than we answer them is read no
     // further than one maximal message ahead: memory per connection stays bounded.
     if (busy && pending.length > max + 8) socket.pause();
     void pump();
     watchPartial();
   });
-  socket.on('close', () => clearTimeout(partial));
+  socket.on('close', () => {
+    clearTimeout(partial);
+    clearTimeout(first);
+  });
 }

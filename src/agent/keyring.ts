@@ -11,6 +11,7 @@ import {
   parseUserauthRequest,
 } from './destination';
 import { LockHash, hashLockPassphrase, lockPassphraseMatches } from './lock-passphrase';
+import { PassphraseAttempts } from './passphrase-attempts';
 import type { Identity } from './protocol';
 import { sign } from './signer';
 import { decodeSignedData, SignedData } from './signed-data';
@@ -60,8 +61,7 @@ export interface SignDetails {
    * where the signature goes. Otherwise they are what the connection claimed.
    */
   verified: boolean;
-  /** What the data is (a login, an SSHSIG signature, …), for the prompt and audit. */
-  signed?: SignedData;
+  signed?: SignedData; // what the data is (a login, SSHSIG, …): prompt and audit say it
 }
 
 /** Asks the user whether an identity may be used; the context says who asked. */
@@ -117,15 +117,13 @@ interface LockState {
   hashing?: Promise<void>;
 }
 
-export class Keyring<C extends RequestContext = RequestContext> implements AgentService<
-  C,
-  SignResult
-> {
+type Served<C> = AgentService<C, SignResult>; // what the server serves, as the keyring serves it
+export class Keyring<C extends RequestContext = RequestContext> implements Served<C> {
   private readonly entries = new Map<string, Entry>();
   /** null = unlocked; otherwise locked, and `hash` (if any) is the lock passphrase's. */
   private lockState: LockState | null = null;
-  private failedUnlocks = 0;
-  private unlockQueue: Promise<unknown> = Promise.resolve();
+  /** UNLOCK and vault passphrases: one at a time, wrong ones slowed down. */
+  private readonly attempts: PassphraseAttempts;
   private readonly now: () => number;
   /** Vault identities removed by a client: not brought back by a re-read of the vault until the next unlock. */
   private readonly removedFromVault = new Set<string>();
@@ -134,6 +132,7 @@ export class Keyring<C extends RequestContext = RequestContext> implements Agent
 
   constructor(private readonly opts: KeyringOptions<C> = {}) {
     this.now = opts.now ?? Date.now;
+    this.attempts = new PassphraseAttempts(opts.unlockDelayMs ?? 100);
   }
 
   get locked(): boolean {
@@ -144,6 +143,14 @@ export class Keyring<C extends RequestContext = RequestContext> implements Agent
   lockForVault(): void {
     this.lockState ??= {};
     this.dropVaultKeys();
+  }
+
+  /** AgentService.ownerLock: nothing a same-uid process could learn opens it again. */
+  ownerLock(vaultOpens: boolean): void {
+    for (const [id, e] of this.entries) if (!e.fromVault) this.drop(id);
+    if (!vaultOpens || !this.opts.unlocker) return;
+    this.lockState = null; // a lock passphrase, if any, opens it no longer
+    this.lockForVault();
   }
 
   get size(): number {
@@ -247,8 +254,7 @@ export class Keyring<C extends RequestContext = RequestContext> implements Agent
     const forwarded = isForwarded(state);
     const dest = checkSignDestination(entry.destinations, state, blob, data);
     if (!dest.ok) return { ok: false, reason: 'destination', detail: dest.reason, entry };
-    // The login user, for prompts and the audit log, when the data is a userauth request.
-    const login = parseUserauthRequest(data, blob);
+    const login = parseUserauthRequest(data, blob); // the login user, for prompts and audit
     const user = dest.user ?? login?.user;
     const verified = loginMatchesLastBind(state, login);
     const signed = decodeSignedData(data, blob);
@@ -289,10 +295,10 @@ export class Keyring<C extends RequestContext = RequestContext> implements Agent
 
   /**
    * Unlock with the lock passphrase or, when there is a vault, the vault's
-   * passphrase (which also loads its identities); wrong ones as in attempt().
+   * passphrase (which also loads its identities); wrong ones as in PassphraseAttempts.
    */
   unlock(passphrase: Buffer): Promise<boolean> {
-    return this.attempt(async () => {
+    return this.attempts.run(async () => {
       const state = this.lockState;
       if (!state || passphrase.length === 0) return 'no';
       await state.hashing;
@@ -311,7 +317,7 @@ export class Keyring<C extends RequestContext = RequestContext> implements Agent
 
   /** Load the vault's identities while unlocked (`tsagent unlock` after a plain ssh-add -X). */
   openVault(passphrase: Buffer): Promise<boolean> {
-    return this.attempt(async () => {
+    return this.attempts.run(async () => {
       if (this.locked || !this.opts.unlocker) return 'no';
       const fromVault = await this.opts.unlocker(passphrase);
       if (!fromVault) return 'wrong';
@@ -338,26 +344,6 @@ export class Keyring<C extends RequestContext = RequestContext> implements Agent
       });
       if (!added.ok) this.opts.log?.(`vault key not loaded: ${added.reason}`);
     }
-  }
-
-  /**
-   * Run one passphrase attempt. Attempts are serialised and a wrong one is
-   * answered after a delay that grows with each failure (100 ms steps up to
-   * 10 s, as OpenSSH), so parallel connections cannot guess faster.
-   */
-  private attempt(fn: () => Promise<'yes' | 'no' | 'wrong'>): Promise<boolean> {
-    const run = this.unlockQueue.then(async () => {
-      const outcome = await fn();
-      if (outcome === 'yes') this.failedUnlocks = 0;
-      if (outcome === 'wrong') {
-        this.failedUnlocks = Math.min(this.failedUnlocks + 1, 100);
-        const ms = (this.opts.unlockDelayMs ?? 100) * this.failedUnlocks;
-        await new Promise<void>((r) => setTimeout(r, ms));
-      }
-      return outcome === 'yes';
-    });
-    this.unlockQueue = run.catch(() => undefined);
-    return run;
   }
 
   private dropVaultKeys(): void {

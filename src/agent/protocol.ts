@@ -34,6 +34,12 @@ export const SIGN_FLAG = { RSA_SHA2_256: 2, RSA_SHA2_512: 4 } as const;
 /** OpenSSH's limit on one message (AGENT_MAX_LEN). */
 export const MAX_MESSAGE = 256 * 1024;
 
+/**
+ * Longest key comment accepted (bytes). Two comments near MAX_MESSAGE would push
+ * the identities answer past what ssh-add -l reads (issue 11 point 5).
+ */
+export const MAX_COMMENT = 4096;
+
 export type Request =
   | { type: 'request-identities' }
   | { type: 'sign'; keyBlob: Buffer; data: Buffer; flags: number }
@@ -77,6 +83,8 @@ function decodeBody(code: number, r: WireReader): Request {
     case MSG.ADD_ID_CONSTRAINED: {
       const key = readPrivateKey(r, r.text());
       const comment = Buffer.from(r.string());
+      if (comment.length > MAX_COMMENT)
+        throw new WireError(`comment of ${comment.length} bytes (over ${MAX_COMMENT})`);
       const constraints =
         code === MSG.ADD_ID_CONSTRAINED ? decodeConstraints(r) : { extensions: [] };
       r.end();

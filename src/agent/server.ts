@@ -3,25 +3,24 @@
 // Keyring). Framing is framing.ts's. Nothing a client sends can throw past a
 // connection; malformed input is answered with FAILURE or a close.
 
-import * as crypto from 'node:crypto';
 import * as net from 'node:net';
-import { SessionBind } from './destination';
+import { changeRequested } from './changes';
+import { connectionsForFiles, openFileLimit } from './file-limit';
 import { FrameReply, serveFrames } from './framing';
 import type { SignResult } from './keyring';
+import { processCommand } from './peer';
 import { Identity, MSG, Request, Response, decodeRequest, encodeResponse } from './protocol';
 import type { AgentService } from './service';
+import { BoundConnection, recordSessionBind } from './session-bind';
 import { errorMessage } from '../ssh/error';
-import { verifySignature } from '../ssh/signature';
-import { WireReader, WireWriter } from '../ssh/wire';
+import { escapeText } from '../ssh/escape';
+import { WireWriter } from '../ssh/wire';
 
 /** What the server knows about the client of one connection. */
-export interface ConnectionContext {
+export interface ConnectionContext extends BoundConnection {
   id: number;
-  binds: SessionBind[];
-  bindAttempted: boolean;
-  /** A session-bind on this connection failed: it counts as forwarded from then on. */
-  bindFailed?: boolean;
-  peer?: { pid: number; uid: number; gid: number };
+  /** From SO_PEERCRED; `command` is /proc/PID/cmdline as read at accept (what the process said of itself then). */
+  peer?: { pid: number; uid: number; gid: number; command?: string };
 }
 
 /** One sign request and what became of it (for the audit log). */
@@ -31,18 +30,29 @@ export interface SignEvent {
   result: SignResult;
 }
 
+/** A change refused because it came from a forwarded connection (for the audit log). */
+export interface RefusedChangeEvent {
+  ctx: ConnectionContext;
+  /** The message name: ADD_IDENTITY, REMOVE_ALL_IDENTITIES, LOCK, `EXTENSION name`… */
+  request: string;
+  /** The key an add or remove named. */
+  keyBlob?: Buffer;
+}
+
 export type Logger = (msg: string) => void;
 
 export interface AgentServerOptions {
   log?: Logger;
-  /** Connections served at once; more are closed at accept. */
+  /** Connections served at once (default and cap: what the open-file limit allows); more are closed at accept. */
   maxConnections?: number;
+  /** The open-file limit to size the connection limit by (default: RLIMIT_NOFILE, read at start). */
+  openFileLimit?: number;
   /** Close a connection that sends nothing for this long (ms); 0 = never. */
   idleTimeoutMs?: number;
   /** A message, once begun, must arrive whole within this time (ms): no slow-loris. */
   messageTimeoutMs?: number;
-  /** Receives the secret of an owner lock (see lockForOwner) so the owner can unlock. */
-  onOwnerLock?: (secret: Buffer) => void;
+  /** A new connection's first message must arrive whole within this time (ms; default 5 s, 0 = never). */
+  firstMessageTimeoutMs?: number;
   /** Uids allowed to connect besides root (default: only this process's own uid). */
   allowedUids?: number[];
   /** tsagent's own extension requests (status, vault unlock), by name. */
@@ -56,44 +66,69 @@ export interface AgentServerOptions {
   afterSign?: (event: SignEvent) => void;
   /** Orders a REQUEST_IDENTITIES answer (the learned key per host first, issue 13). */
   orderIdentities?: (ctx: ConnectionContext, ids: Identity[]) => Identity[];
-  /**
-   * A request that needs keys found the agent locked: may unlock it first
-   * (unlock on demand, issue 14); the request is answered once it resolves.
-   */
+  /** A request that needs keys found the agent locked: may unlock it first (issue 14). */
   whenLocked?: (ctx: ConnectionContext) => Promise<void>;
   /** Called when a connection has closed. */
   onClose?: (ctx: ConnectionContext) => void;
-  /** Looks up the peer of a new connection (SO_PEERCRED), if the platform allows. */
-  peerOf?: (socket: net.Socket) => ConnectionContext['peer'];
+  /**
+   * Serve changes (add, remove, lock, unlock, smartcard, own extensions) from
+   * forwarded connections too, as OpenSSH's agent does. Default: refused.
+   */
+  allowForwardedChanges?: boolean;
+  /**
+   * Is there a vault whose passphrase opens the agent (for the owner lock)?
+   * Without one, an owner lock drops the keys and leaves the agent open.
+   * Default: the served agent decides (the Keyring: when it has an unlocker).
+   */
+  vaultPresent?: () => boolean;
+  /** Called for every change refused from a forwarded connection, before the reply. */
+  onRefusedChange?: (event: RefusedChangeEvent) => void;
+  /**
+   * Looks up the peer of a new connection (SO_PEERCRED). When set, a connection
+   * whose peer it cannot tell (it throws or returns undefined) is refused.
+   */
+  peerOf?: (socket: net.Socket) => { pid: number; uid: number; gid: number } | undefined;
+  /** A process's command line (default: /proc/PID/cmdline). */
+  commandOf?: (pid: number) => string;
 }
 
 /** A handled request: its reply, with work to run once the reply is written; or close. */
 type Handled = Response | { reply: Response; after: () => void } | 'close';
 
-/** OpenSSH keeps at most this many session binds per connection (AGENT_MAX_SESSION_IDS). */
-const MAX_BINDS = 16;
 export const SUPPORTED_EXTENSIONS = ['query', 'session-bind@openssh.com'];
+
+/** Without a complete first message in this time, a new connection is closed (ms). */
+export const FIRST_MESSAGE_TIMEOUT_MS = 5000;
 
 export class AgentServer {
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
   private nextId = 1;
   private readonly log: Logger;
+  /** Connections served at once: the configured limit, within the open-file limit. */
+  readonly maxConnections: number;
+  /** The peer check's failure was logged (once: every connection would repeat it). */
+  private peerFailureLogged = false;
 
   constructor(
     readonly keyring: AgentService<ConnectionContext, SignResult>,
     private readonly opts: AgentServerOptions = {},
   ) {
     this.log = opts.log ?? (() => {});
+    // As many as the open-file limit allows (1024 if it cannot be read), or fewer if configured.
+    const byFiles = connectionsForFiles(opts.openFileLimit ?? openFileLimit());
+    const wanted = opts.maxConnections ?? (Number.isFinite(byFiles) ? byFiles : 1024);
+    this.maxConnections = Math.min(wanted, byFiles);
     this.server = net.createServer((s) => this.accept(s));
     this.server.on('error', (e) => this.log(`server error: ${e.message}`));
   }
 
-  listen(path: string): Promise<void> {
+  /** A socket path to bind, or a listening fd to serve (systemd socket activation). */
+  listen(where: string | { fd: number }): Promise<void> {
     return new Promise((resolve, reject) => {
       const onError = (e: Error) => reject(e);
       this.server.once('error', onError);
-      this.server.listen(path, () => {
+      this.server.listen(where, () => {
         this.server.off('error', onError);
         resolve();
       });
@@ -110,17 +145,27 @@ export class AgentServer {
   }
 
   private accept(socket: net.Socket): void {
-    const max = this.opts.maxConnections ?? 1024;
+    const max = this.maxConnections;
     if (this.sockets.size >= max) {
       this.log(`refusing connection: ${max} connections open`);
       socket.destroy();
       return;
     }
-    const ctx: ConnectionContext = { id: this.nextId++, binds: [], bindAttempted: false };
-    try {
-      ctx.peer = this.opts.peerOf?.(socket);
-    } catch {
-      // No peer credentials on this platform: the socket's 0600 mode is the only guard.
+    const ctx: ConnectionContext = {
+      id: this.nextId++,
+      binds: [],
+      bindAttempted: false,
+      bindAttempts: 0,
+    };
+    if (this.opts.peerOf) {
+      const peer = this.peerOf(socket);
+      if (!peer) {
+        socket.destroy();
+        return;
+      }
+      // Read now: the process may rewrite its command line before it asks anything.
+      const command = (this.opts.commandOf ?? processCommand)(peer.pid);
+      ctx.peer = { ...peer, command };
     }
     const allowed = this.opts.allowedUids ?? [process.getuid?.() ?? 0];
     if (ctx.peer && ctx.peer.uid !== 0 && !allowed.includes(ctx.peer.uid)) {
@@ -140,6 +185,7 @@ export class AgentServer {
     }
     serveFrames(socket, (body) => this.message(body, ctx, socket), {
       messageTimeoutMs: this.opts.messageTimeoutMs,
+      firstMessageTimeoutMs: this.opts.firstMessageTimeoutMs ?? FIRST_MESSAGE_TIMEOUT_MS,
       onClose: (reason) => this.log(`connection ${ctx.id}: ${reason}`),
     });
     socket.on('error', () => {});
@@ -148,6 +194,25 @@ export class AgentServer {
       this.log(`connection ${ctx.id} closed`);
       this.opts.onClose?.(ctx);
     });
+  }
+
+  /**
+   * The peer of a new connection, or undefined to refuse it: a peer check that
+   * cannot run fails closed (the reason is logged once).
+   */
+  private peerOf(socket: net.Socket): { pid: number; uid: number; gid: number } | undefined {
+    let why = 'no peer credentials';
+    try {
+      const peer = this.opts.peerOf?.(socket);
+      if (peer) return peer;
+    } catch (e) {
+      why = errorMessage(e);
+    }
+    if (!this.peerFailureLogged) {
+      this.peerFailureLogged = true;
+      this.log(`refusing connections whose peer cannot be checked (SO_PEERCRED): ${why}`);
+    }
+    return undefined;
   }
 
   /**
@@ -164,7 +229,7 @@ export class AgentServer {
     try {
       outcome = await this.handle(req, ctx, socket);
     } catch (e) {
-      this.log(`connection ${ctx.id}: internal error: ${errorMessage(e)}`);
+      this.log(`connection ${ctx.id}: internal error: ${escapeText(errorMessage(e))}`);
       outcome = { type: 'failure' };
     } finally {
       // Wipe secrets (private keys, passphrases, a vault passphrase in an
@@ -180,12 +245,16 @@ export class AgentServer {
   private async handle(req: Request, ctx: ConnectionContext, socket: net.Socket): Promise<Handled> {
     const agent = this.keyring;
     const ok = (b: boolean): Response => ({ type: b ? 'success' : 'failure' });
+    const change = changeRequested(req, Object.keys(this.opts.extensions ?? {}));
+    if (change && ctx.bindAttempted && !this.opts.allowForwardedChanges)
+      return this.refuseForwarded(change, req, ctx);
     switch (req.type) {
       case 'request-identities':
-        await this.unlockOnDemand(ctx);
-        return { type: 'identities', identities: this.ordered(ctx, agent.list(ctx)) };
+        if (agent.locked) await this.opts.whenLocked?.(ctx);
+        const ids = agent.list(ctx);
+        return { type: 'identities', identities: this.opts.orderIdentities?.(ctx, ids) ?? ids };
       case 'sign': {
-        await this.unlockOnDemand(ctx);
+        if (agent.locked) await this.opts.whenLocked?.(ctx);
         const res = await agent.sign(req.keyBlob, req.data, req.flags, ctx);
         const event: SignEvent = { ctx, keyBlob: req.keyBlob, result: res };
         try {
@@ -203,14 +272,14 @@ export class AgentServer {
         };
         if (res.ok) return { reply: { type: 'signature', signature: res.signature }, after };
         this.log(
-          `connection ${ctx.id}: sign refused: ${res.reason}${res.detail ? ` (${res.detail})` : ''}`,
+          `connection ${ctx.id}: sign refused: ${res.reason}${res.detail ? ` (${escapeText(res.detail)})` : ''}`,
         );
         return { reply: { type: 'failure' }, after };
       }
       case 'add': {
         const added = agent.add(req.key, req.comment, req.constraints, { ctx });
-        if (!added.ok) this.log(`connection ${ctx.id}: add refused: ${added.reason}`);
-        else this.log(`connection ${ctx.id}: added ${req.key.keyType} key`);
+        if (!added.ok) this.log(`connection ${ctx.id}: add refused: ${escapeText(added.reason)}`);
+        else this.log(`connection ${ctx.id}: added ${escapeText(req.key.keyType)} key`);
         return ok(added.ok);
       }
       case 'remove':
@@ -233,35 +302,42 @@ export class AgentServer {
         this.log(`connection ${ctx.id}: unknown message type ${req.code}`);
         return { type: 'failure' };
       case 'malformed':
-        this.log(`connection ${ctx.id}: malformed message type ${req.code}: ${req.reason}`);
+        this.log(
+          `connection ${ctx.id}: malformed message type ${req.code}: ${escapeText(req.reason)}`,
+        );
         if (req.code === MSG.LOCK || req.code === MSG.UNLOCK) return this.safetyLock(ctx, socket);
         return { type: 'failure' };
     }
   }
 
   /**
-   * OpenSSH's agent exits on a malformed LOCK/UNLOCK. We reach the same safety
-   * without dying: lock, drop the connection, keep serving everyone else.
+   * A change from a forwarded connection (a session-bind was tried on it: ssh
+   * relayed it from another host). Refused, logged and audited.
    */
-  private async unlockOnDemand(ctx: ConnectionContext): Promise<void> {
-    if (!this.keyring.locked || !this.opts.whenLocked) return;
+  private refuseForwarded(change: string, req: Request, ctx: ConnectionContext): Handled {
+    const why =
+      change === 'UNLOCK'
+        ? ': a passphrase typed on a forwarded host has crossed that host (unlock on this machine)'
+        : '';
+    this.log(`connection ${ctx.id}: refused ${change} from a forwarded connection${why}`);
+    // A copy: the request's bytes are wiped before the report runs.
+    const named =
+      req.type === 'add' ? req.key.publicBlob : req.type === 'remove' ? req.keyBlob : null;
+    const keyBlob = named ? Buffer.from(named) : undefined;
+    // Recorded before the reply, as a signature is: no refusal goes unrecorded.
     try {
-      await this.opts.whenLocked(ctx);
+      this.opts.onRefusedChange?.({ ctx, request: change, keyBlob });
     } catch (e) {
-      this.log(`unlock on demand: ${errorMessage(e)}`);
+      this.log(`audit failed: ${errorMessage(e)}`);
     }
+    // Nothing more on a connection that sent a malformed LOCK/UNLOCK.
+    return req.type === 'malformed' ? 'close' : { type: 'failure' };
   }
 
-  /** A failing order hook must not cost the client its identities: the agent's order then. */
-  private ordered(ctx: ConnectionContext, ids: Identity[]): Identity[] {
-    try {
-      return this.opts.orderIdentities?.(ctx, ids) ?? ids;
-    } catch (e) {
-      this.log(`ordering identities: ${errorMessage(e)}`);
-      return ids;
-    }
-  }
-
+  /**
+   * OpenSSH's agent exits on a malformed LOCK/UNLOCK. We reach the same safety
+   * without dying: lock as for the owner, drop the connection, keep serving everyone else.
+   */
   private async safetyLock(ctx: ConnectionContext, socket: net.Socket): Promise<'close'> {
     socket.pause();
     await this.lockForOwner(`malformed lock request on connection ${ctx.id}`);
@@ -269,28 +345,20 @@ export class AgentServer {
   }
 
   /**
-   * Lock under a fresh random secret that only the owner can learn (through
-   * opts.onOwnerLock, e.g. a file in the agent's private directory); the vault
-   * passphrase, if any, unlocks too. Used for SIGUSR1 and malformed locks.
+   * Lock on the owner's behalf (SIGUSR1, --lock-after, a malformed LOCK): the
+   * keys that live only in memory are dropped, and only the vault's passphrase
+   * opens the agent again. No secret is made that a process could read back.
+   * True if the agent was unlocked before.
    */
   async lockForOwner(reason: string): Promise<boolean> {
-    if (this.keyring.locked) {
-      this.keyring.lockForVault(); // already locked: still drop decrypted vault keys
-      return false;
-    }
-    // Hex text, so a person can also type it into `ssh-add -X`.
-    const secret = Buffer.from(crypto.randomBytes(32).toString('hex'));
-    try {
-      this.opts.onOwnerLock?.(secret);
-    } catch (e) {
-      // Lock all the same: safety first, recovery through the vault passphrase.
-      this.log(`could not store the recovery secret: ${errorMessage(e)}`);
-    }
-    // The lock takes effect at once (the passphrase hash follows): say so now.
-    const locking = this.keyring.lock(secret);
-    this.log(`agent locked: ${reason}`);
-    await locking;
-    return true;
+    const wasLocked = this.keyring.locked;
+    this.keyring.ownerLock(this.opts.vaultPresent?.() ?? true);
+    this.log(
+      this.keyring.locked
+        ? `agent locked: ${reason}; keys dropped from memory, only the vault passphrase unlocks`
+        : `keys dropped: ${reason}; no vault to unlock with, the agent stays open`,
+    );
+    return !wasLocked;
   }
 
   private async extension(
@@ -305,54 +373,24 @@ export class AgentServer {
       return { type: 'extension-response', name: 'query', contents: w.toBuffer() };
     }
     if (name === 'session-bind@openssh.com') {
-      const err = this.sessionBind(contents, ctx);
+      const err = recordSessionBind(contents, ctx);
       if (err) ctx.bindFailed = true;
-      if (err) this.log(`connection ${ctx.id}: session-bind refused: ${err}`);
+      if (err) this.log(`connection ${ctx.id}: session-bind refused: ${escapeText(err)}`);
       return { type: err ? 'failure' : 'success' };
     }
     const handler = Object.hasOwn(own, name) ? own[name] : undefined;
     if (handler) {
-      // The agent's own extensions are for its owner's local tools, never for forwarded hops.
-      if (ctx.bindAttempted) return { type: 'extension-failure' };
+      // (From a forwarded connection, refused before: see refuseForwarded.)
       try {
         return await handler(contents, ctx);
       } catch (e) {
-        this.log(`connection ${ctx.id}: ${name} failed: ${errorMessage(e)}`);
+        this.log(`connection ${ctx.id}: ${name} failed: ${escapeText(errorMessage(e))}`);
         return { type: 'extension-failure' };
       }
     }
     const served = await this.keyring.extension?.(name, contents, ctx);
     if (served) return served;
-    this.log(`connection ${ctx.id}: unsupported extension ${JSON.stringify(name)}`);
+    this.log(`connection ${ctx.id}: unsupported extension "${escapeText(name)}"`);
     return { type: 'failure' };
-  }
-
-  /** Verify and record a session bind, with OpenSSH's rules (ssh-agent.c process_ext_session_bind). */
-  private sessionBind(contents: Buffer, ctx: ConnectionContext): string | null {
-    ctx.bindAttempted = true;
-    let bind: SessionBind;
-    let signature: Buffer;
-    try {
-      const r = new WireReader(contents);
-      const hostKey = Buffer.from(r.string());
-      const sessionId = Buffer.from(r.string());
-      signature = r.string();
-      const forwarded = r.bool();
-      r.end();
-      bind = { hostKey, sessionId, forwarded };
-    } catch (e) {
-      return `malformed: ${errorMessage(e)}`;
-    }
-    if (!verifySignature(bind.hostKey, bind.sessionId, signature)) return 'bad host key signature';
-    for (const b of ctx.binds) {
-      if (!b.forwarded) return 'connection already bound for authentication';
-      if (b.sessionId.equals(bind.sessionId)) {
-        if (b.forwarded === bind.forwarded && b.hostKey.equals(bind.hostKey)) return null;
-        return 'session ID recorded against a different key';
-      }
-    }
-    if (ctx.binds.length >= MAX_BINDS) return 'too many session binds';
-    ctx.binds.push(bind);
-    return null;
   }
 }

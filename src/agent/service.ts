@@ -31,8 +31,12 @@ export interface AgentService<C, S extends SignOutcome = SignOutcome> {
   lock(passphrase: Buffer): Promise<boolean>;
   /** UNLOCK. */
   unlock(passphrase: Buffer): Promise<boolean>;
-  /** Lock so that only the key store's passphrase opens it (no lock passphrase). */
-  lockForVault(): void;
+  /**
+   * Lock for the owner (SIGUSR1, idle, a malformed LOCK): drop the keys that
+   * live only in memory and, when a key store can open it again (`vaultOpens`),
+   * lock so that only the store's passphrase does; otherwise stay open, empty.
+   */
+  ownerLock(vaultOpens: boolean): void;
   /**
    * EXTENSION requests the server does not answer itself (`query` and
    * `session-bind@openssh.com` are the server's): undefined = unsupported.

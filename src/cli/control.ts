@@ -8,6 +8,7 @@ import type { Response } from '../agent/protocol';
 import { AgentStatus, decodeStatus, EXT } from '../daemon/control-protocol';
 import { agentSocket, recoveryCandidates } from '../daemon/paths';
 import { errorMessage } from '../ssh/error';
+import { escapeText } from '../ssh/escape';
 import { CliError } from './errors';
 
 async function connect(): Promise<AgentClient | null> {
@@ -85,14 +86,18 @@ export async function runStatus(argv: string[]): Promise<number> {
     if (json) {
       process.stdout.write(JSON.stringify({ running: true, socket: agentSocket(), ...st }) + '\n');
     } else if ('foreign' in st) {
-      process.stdout.write(`agent at ${agentSocket()} (not tsagent): ${st.keys.length} key(s)\n`);
-      for (const k of st.keys) process.stdout.write(`  ${k.fingerprint} ${k.comment}\n`);
+      const sock = escapeText(agentSocket());
+      process.stdout.write(`agent at ${sock} (not tsagent): ${st.keys.length} key(s)\n`);
+      for (const k of st.keys)
+        process.stdout.write(`  ${k.fingerprint} ${escapeText(k.comment)}\n`);
     } else {
+      // Everything the agent reports is shown escaped: comments come from whoever added a key.
+      const e = escapeText;
       const lines = [
         `tsagent running, pid ${st.pid}, up ${duration(st.uptime)}`,
-        `socket: ${st.socket}`,
+        `socket: ${e(st.socket)}`,
         `state:  ${st.locked ? 'locked' : 'unlocked'}`,
-        `vault:  ${st.vault ? `${st.vault.path}${st.vault.present ? '' : ' (none yet)'}` : 'none'}`,
+        `vault:  ${st.vault ? `${e(st.vault.path)}${st.vault.present ? '' : ' (none yet)'}` : 'none'}`,
         `keys:   ${st.locked ? 'hidden while locked' : st.keys.length}`,
       ];
       for (const k of st.keys) {
@@ -101,9 +106,11 @@ export async function runStatus(argv: string[]): Promise<number> {
           k.confirm ? 'confirm' : '',
           k.confirmForwarded ? 'confirm-forwarded' : '',
           k.lifetimeLeft !== null ? `expires in ${duration(k.lifetimeLeft)}` : '',
-          k.destinations.length ? `only ${k.destinations.join(', ')}` : '',
+          k.destinations.length ? `only ${k.destinations.map(e).join(', ')}` : '',
         ].filter(Boolean);
-        lines.push(`  ${k.bits} ${k.fingerprint} ${k.comment} (${k.type}) [${extra.join('; ')}]`);
+        lines.push(
+          `  ${k.bits} ${e(k.fingerprint)} ${e(k.comment)} (${e(k.type)}) [${extra.join('; ')}]`,
+        );
       }
       const open = st.approvals ?? [];
       if (open.length > 0) lines.push(`approvals: ${open.length} open`);

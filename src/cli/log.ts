@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import type { AuditRecord } from '../agent/audit';
 import { auditLogPath } from '../daemon/paths';
 import { errorMessage } from '../ssh/error';
+import { escapeText } from '../ssh/escape';
 import { UsageError } from './errors';
 
 const USAGE = 'usage: tsagent log [--follow] [--json] [--file path]';
@@ -37,14 +38,8 @@ function parseArgs(argv: string[]): LogOptions | 'help' {
   return o;
 }
 
-/** Control characters (a hostile key comment, a command line) must not reach the terminal raw. */
-function clean(s: unknown): string {
-  return String(s ?? '').replace(
-    // eslint-disable-next-line no-control-regex
-    /[\x00-\x1f\x7f-\x9f]/g,
-    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
-  );
-}
+/** Text from the log (a hostile key comment, a command line) never reaches the terminal raw. */
+const clean = (s: unknown): string => escapeText(String(s ?? ''));
 
 /** One record as a line: time, decision, key, requester, hops, user, reason. */
 export function formatRecord(r: Partial<AuditRecord>): string {

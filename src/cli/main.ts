@@ -98,7 +98,9 @@ async function runAgent(argv: string[]): Promise<number> {
     const { daemonConfig } = require('../daemon/config') as typeof import('../daemon/config');
     const { socketPaths } = require('../daemon/paths') as typeof import('../daemon/paths');
     const { serveAgent } = require('../daemon/serve') as typeof import('../daemon/serve');
-    const paths = socketPaths(o.bindAddress);
+    const { activatedPaths } =
+      require('../daemon/activation') as typeof import('../daemon/activation');
+    const paths = activatedPaths() ?? socketPaths(o.bindAddress);
     await serveAgent(daemonConfig(o, paths), o.debug ? debugLog : () => {}, [
       'SIGTERM',
       'SIGINT',
@@ -114,6 +116,9 @@ async function runAgent(argv: string[]): Promise<number> {
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
+  // Every agent mode (not a subcommand): see daemon/memory.ts.
+  if (!SUBCOMMANDS[argv[0]])
+    (require('../daemon/memory') as typeof import('../daemon/memory')).startQuietly();
   if (argv[0] === '--internal-daemon') {
     const { runBackgroundAgent } =
       require('../daemon/lifecycle') as typeof import('../daemon/lifecycle');

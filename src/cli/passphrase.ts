@@ -158,24 +158,28 @@ export class PassphraseReader {
         this.stderr.write('\n');
       };
       const onData = (chunk: Buffer) => {
-        for (const c of chunk) {
-          if (c === 0x0d || c === 0x0a) {
-            finish();
-            resolve(Buffer.from(typed));
-            typed.fill(0);
-            return;
+        try {
+          for (const c of chunk) {
+            if (c === 0x0d || c === 0x0a) {
+              finish();
+              resolve(Buffer.from(typed));
+              typed.fill(0);
+              return;
+            }
+            if (c === 0x03 || (c === 0x04 && typed.length === 0)) {
+              finish();
+              typed.fill(0);
+              reject(new PassphraseError('passphrase entry cancelled'));
+              return;
+            }
+            if (c === 0x7f || c === 0x08) typed.pop();
+            else if (c === 0x15) typed.length = 0;
+            else typed.push(c);
           }
-          if (c === 0x03 || (c === 0x04 && typed.length === 0)) {
-            finish();
-            typed.fill(0);
-            reject(new PassphraseError('passphrase entry cancelled'));
-            return;
-          }
-          if (c === 0x7f || c === 0x08) typed.pop();
-          else if (c === 0x15) typed.length = 0;
-          else typed.push(c);
+        } finally {
+          // Every chunk, the one holding Enter too (often the whole passphrase): overwritten.
+          chunk.fill(0);
         }
-        chunk.fill(0);
       };
       stdin.on('data', onData);
     });

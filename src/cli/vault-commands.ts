@@ -350,7 +350,7 @@ export async function cmdPasswd(
       passphrase.fill(0);
     }
     ctx.note(
-      `Passphrase changed for ${ctx.file.path} (${describeKdf(kdf)}); the previous version is in ${ctx.file.backupPath}.`,
+      `Passphrase changed for ${ctx.file.path} (${describeKdf(kdf)}); the old passphrase no longer opens its backup ${ctx.file.backupPath} either.`,
     );
   } finally {
     vault.lock();

@@ -8,6 +8,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { errorMessage } from '../ssh/error';
 import { escapeText } from '../ssh/escape';
+import { activatedPaths, passListenFd } from './activation';
 import { AgentSettings, daemonConfig, DaemonConfig } from './config';
 import { DaemonError } from './error';
 import { AgentPaths, defaultAgentPaths, ensurePrivateDir, socketPaths } from './paths';
@@ -83,6 +84,9 @@ export interface StartedAgent {
  * stale socket). With -a or --new: always a new agent, exactly as ssh-agent.
  */
 export async function startOrReuse(o: AgentSettings, mainScript: string): Promise<StartedAgent> {
+  // Started by systemd with its socket (tsagent.socket): serve that one, no re-use.
+  const given = activatedPaths();
+  if (given) return { sock: given.sock, pid: await spawnBackground(o, given, mainScript) };
   if (o.bindAddress || o.newAgent) {
     const paths = socketPaths(o.bindAddress);
     return { sock: paths.sock, pid: await spawnBackground(o, paths, mainScript) };
@@ -118,12 +122,13 @@ const CONTROL_FD = 3;
 
 /** Fork the agent into the background; resolves to its pid once it is listening. */
 function spawnBackground(o: AgentSettings, paths: AgentPaths, mainScript: string): Promise<number> {
-  const config = daemonConfig(o, paths);
+  const pass = passListenFd(paths);
+  const config = daemonConfig(o, pass.paths);
   // Loaded here only: the re-use path every new shell takes never spawns.
   const { spawn } = require('node:child_process') as typeof childProcess;
   const child = spawn(process.execPath, [mainScript, INTERNAL_DAEMON_FLAG], {
     detached: true,
-    stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', 'ignore', 'ignore', 'pipe', ...pass.stdio],
     cwd: '/',
   });
   return new Promise((resolve, reject) => {

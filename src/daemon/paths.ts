@@ -16,6 +16,8 @@ export interface AgentPaths {
   dir?: string;
   removeDir: boolean;
   pidFile?: string;
+  /** A listening socket systemd passed (activation.ts): served, never bound nor removed. */
+  listenFd?: number;
 }
 
 const uid = () => (process.getuid ? process.getuid() : 0);

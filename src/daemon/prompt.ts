@@ -9,7 +9,8 @@ import { isForwarded } from '../agent/destination';
 import { fingerprint } from '../ssh/fingerprint';
 import { processCommand } from '../agent/peer';
 import { describeSignedData, LoginDestination } from '../agent/signed-data';
-import type { ConnectionContext, SignEvent } from '../agent/server';
+import { escapeText } from '../ssh/escape';
+import type { ConnectionContext, RefusedChangeEvent, SignEvent } from '../agent/server';
 import type { KnownHostsCache } from './known-hosts-cache';
 
 /**
@@ -22,13 +23,25 @@ export function hopChain(
   details: SignDetails,
   knownHosts: KnownHostsCache,
 ): string[] {
+  return namedHops(ctx, details, knownHosts).map((h) => h.name);
+}
+
+/** Each hop's name, and whether it is a name (not only a fingerprint). */
+function namedHops(
+  ctx: ConnectionContext,
+  details: SignDetails,
+  knownHosts: KnownHostsCache,
+): { name: string; known: boolean }[] {
   if (ctx.binds.length === 0) return [];
   const known = knownHosts.get();
   return [
-    os.hostname(),
-    ...ctx.binds.map(
-      (b, i) => details.hosts[i] ?? nameForKey(known, b.hostKey) ?? fingerprint(b.hostKey),
-    ),
+    { name: os.hostname(), known: true },
+    ...ctx.binds.map((b, i) => {
+      const name = details.hosts[i] ?? nameForKey(known, b.hostKey);
+      return name === undefined
+        ? { name: fingerprint(b.hostKey), known: false }
+        : { name, known: true };
+    }),
   ];
 }
 
@@ -63,7 +76,12 @@ export function signedPurpose(
   );
 }
 
-/** The confirm prompt: OpenSSH's wording, plus who asked and through which hosts. */
+/**
+ * The confirm prompt: OpenSSH's wording, plus who asked and through which
+ * hosts. Every string from the request, the key or the process is escaped;
+ * the host chain reads as checked only when the signed data belongs to the
+ * session last bound (details.verified) and every host key has a name.
+ */
 export function confirmPrompt(
   entry: Entry,
   ctx: ConnectionContext,
@@ -71,17 +89,24 @@ export function confirmPrompt(
   hash: 'sha256' | 'md5',
   knownHosts: KnownHostsCache,
 ): string {
-  let p = `Allow use of key ${entry.comment.toString('utf8')}?\nKey fingerprint ${fingerprint(entry.key.publicBlob, hash)}.`;
+  const e = escapeText;
+  let p = `Allow use of key ${e(entry.comment)}?\nKey fingerprint ${fingerprint(entry.key.publicBlob, hash)}.`;
   const purpose = signedPurpose(ctx, details, knownHosts);
   if (purpose) p += `\nTo ${purpose}.`;
-  else if (details.user) p += `\nPublic key authentication request for user "${details.user}".`;
+  else if (details.user) p += `\nPublic key authentication request for user "${e(details.user)}".`;
   if (ctx.peer) {
-    const cmd = processCommand(ctx.peer.pid);
-    p += `\nRequested by pid ${ctx.peer.pid}${cmd ? ` (${cmd})` : ''}, uid ${ctx.peer.uid}.`;
+    // Read at accept time where the server does; the process may have rewritten it since.
+    const peer = ctx.peer;
+    const cmd = peerCommand(peer);
+    p += `\nRequested by pid ${peer.pid}${cmd ? ` (self-reported command: ${e(cmd)})` : ''}, uid ${peer.uid}.`;
   }
-  const hops = hopChain(ctx, details, knownHosts);
-  if (hops.length > 0)
-    p += `\n${details.forwarded ? 'Forwarded' : 'Login'}: ${hops.join(' \u2192 ')}.`;
+  const hops = namedHops(ctx, details, knownHosts);
+  if (hops.length > 0) {
+    const chain = hops.map((h) => e(h.name)).join(' \u2192 ');
+    const kind = details.forwarded ? 'Forwarded' : 'Login';
+    const verified = details.verified && hops.every((h) => h.known);
+    p += verified ? `\n${kind}: ${chain}.` : `\n${kind}, destination unverified: ${chain}.`;
+  }
   return p;
 }
 
@@ -104,7 +129,7 @@ export function auditRecord(
     requester: {
       pid: ctx.peer?.pid,
       uid: ctx.peer?.uid,
-      command: ctx.peer ? processCommand(ctx.peer.pid) : undefined,
+      command: ctx.peer ? peerCommand(ctx.peer) : undefined,
     },
     hops: hopChain(ctx, details, knownHosts),
     forwarded: details.forwarded,
@@ -118,4 +143,28 @@ export function auditRecord(
         ? `${result.reason}: ${result.detail}`
         : result.reason,
   };
+}
+
+/** The audit record of a change refused because it came from a forwarded connection. */
+export function refusedChangeRecord(
+  ev: RefusedChangeEvent,
+  knownHosts: KnownHostsCache,
+): AuditRecord {
+  const { ctx } = ev;
+  return {
+    time: new Date().toISOString(),
+    request: ev.request,
+    key: ev.keyBlob ? fingerprint(ev.keyBlob) : '',
+    comment: '',
+    requester: { pid: ctx.peer?.pid, uid: ctx.peer?.uid, command: ctx.peer?.command },
+    hops: hopChain(ctx, { hosts: [], forwarded: true, verified: false }, knownHosts),
+    forwarded: true,
+    decision: 'refused',
+    reason: 'change from a forwarded connection',
+  };
+}
+
+/** The peer's command line as read at accept time (ctx.peer.command), else now. */
+function peerCommand(peer: NonNullable<ConnectionContext['peer']>): string {
+  return peer.command ?? processCommand(peer.pid);
 }

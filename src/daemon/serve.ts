@@ -20,10 +20,11 @@ import { LearnedOrder } from './learned-order';
 import { UnlockOnDemand } from '../agent/unlock-on-demand';
 import { askPassphrase } from './askpass-passphrase';
 import { isForwarded } from '../agent/destination';
-import { processCommand } from '../agent/peer';
 import { escapeText } from '../ssh/escape';
+import { listenTarget } from './activation';
+import { startupDone } from './memory';
 import { recoveryPath } from './paths';
-import { auditRecord, confirmPrompt } from './prompt';
+import { auditRecord, confirmPrompt, refusedChangeRecord } from './prompt';
 import { agentStatus } from './status';
 import { VaultBridge } from './vault-bridge';
 import { WindowedConfirm } from './windowed-confirm';
@@ -143,12 +144,11 @@ export async function serveAgent(
     onClose: (ctx) => keyOrder.closed(ctx),
     whenLocked: async (ctx) => {
       if (!onDemand || !vault?.present) return;
-      const pid = ctx.peer?.pid;
-      const cmd = pid === undefined ? '' : processCommand(pid);
-      const description =
-        pid === undefined
-          ? 'an unknown process'
-          : `pid ${pid}${cmd ? ` (${escapeText(cmd)})` : ''}`;
+      const peer = ctx.peer;
+      const cmd = peer?.command ?? '';
+      const description = !peer
+        ? 'an unknown process'
+        : `pid ${peer.pid}${cmd ? ` (self-reported command: ${escapeText(cmd)})` : ''}`;
       const outcome = await onDemand.request({ forwarded: isForwarded(ctx), description });
       log(`unlock on demand for ${description}: ${outcome.unlocked ? 'unlocked' : outcome.reason}`);
     },
@@ -160,14 +160,11 @@ export async function serveAgent(
       // touch() writes the vault later: the reply does not wait for a disk write.
       if (ev.result.ok) vault?.touch(ev.result.entry.key.publicBlob);
     },
-    onOwnerLock: (secret) => {
-      // Only the owner can read it: 0600, created anew (never through a planted link).
-      fs.rmSync(recoveryFile, { force: true });
-      fs.writeFileSync(recoveryFile, secret.toString() + '\n', { mode: 0o600, flag: 'wx' });
-    },
+    vaultPresent: () => !!vault?.present,
+    onRefusedChange: (ev) => audit?.append(refusedChangeRecord(ev, knownHosts)),
   });
   try {
-    await server.listen(paths.sock);
+    await server.listen(listenTarget(paths));
   } catch (e) {
     const why =
       (e as NodeJS.ErrnoException).code === 'EADDRINUSE'
@@ -183,10 +180,13 @@ export async function serveAgent(
     }
     throw new DaemonError(`cannot bind to path ${paths.sock}: ${why}`);
   }
-  fs.chmodSync(paths.sock, 0o600);
-  const sockIno = fs.statSync(paths.sock).ino;
+  // A socket systemd passed is systemd's (SocketMode=): neither chmod nor removal.
+  const given = paths.listenFd !== undefined;
+  if (!given) fs.chmodSync(paths.sock, 0o600);
+  const sockIno = given ? undefined : fs.statSync(paths.sock).ino;
   if (paths.pidFile) fs.writeFileSync(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
   log(`listening on ${paths.sock}, pid ${process.pid}`);
+  startupDone();
   resetIdle();
 
   let closing: Promise<void> | undefined;

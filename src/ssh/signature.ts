@@ -4,7 +4,7 @@
 
 import * as crypto from 'node:crypto';
 import { readCertificate, parseCertificate } from './certificate';
-import { b64u, padTo } from './keyobject';
+import { padTo, publicKeyObject } from './keyobject';
 import { PublicParts, isCertificateType, readPublicParts } from './publickey';
 import { WireError, WireReader, WireWriter } from './wire';
 
@@ -63,30 +63,6 @@ function lenientMpint(r: WireReader): Buffer {
   let i = 0;
   while (i < b.length && b[i] === 0) i++;
   return b.subarray(i);
-}
-
-function publicKeyObject(pub: PublicParts): crypto.KeyObject {
-  if (pub.algorithm === 'ed25519')
-    return crypto.createPublicKey({
-      key: { kty: 'OKP', crv: 'Ed25519', x: b64u(pub.pk) },
-      format: 'jwk',
-    });
-  if (pub.algorithm === 'ecdsa') {
-    const size = pub.curve.size;
-    return crypto.createPublicKey({
-      key: {
-        kty: 'EC',
-        crv: pub.curve.jwk,
-        x: b64u(pub.q.subarray(1, 1 + size)),
-        y: b64u(pub.q.subarray(1 + size)),
-      },
-      format: 'jwk',
-    });
-  }
-  return crypto.createPublicKey({
-    key: { kty: 'RSA', n: b64u(pub.n), e: b64u(pub.e) },
-    format: 'jwk',
-  });
 }
 
 /** Verify a signature body (already split from its name) with public parts. */

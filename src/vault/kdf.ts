@@ -28,6 +28,14 @@ export const KDF_LIMITS = {
   parallelism: { min: 1, max: 16 },
 } as const;
 
+/**
+ * The most work one derivation may take, memory × passes (KiB): 4 GiB once,
+ * 1 GiB four times, 21 times the default; a few seconds on a small machine.
+ * A planted header (4 GiB × 100 passes is within the ranges) would otherwise
+ * make `ssh-add -X` run for hours, with the agent's event loop waiting on it.
+ */
+export const KDF_MAX_WORK_KIB = 4 * 1024 * 1024;
+
 /** Returns why the parameters are unacceptable, or undefined when they are fine. */
 export function kdfParamsProblem(p: KdfParams): string | undefined {
   for (const name of ['memoryKiB', 'time', 'parallelism'] as const) {
@@ -37,6 +45,11 @@ export function kdfParamsProblem(p: KdfParams): string | undefined {
       return `KDF ${name} must be an integer in ${min}..${max}, not ${v}`;
   }
   if (p.memoryKiB < 8 * p.parallelism) return 'KDF memory must be at least 8 KiB per lane';
+  if (p.memoryKiB * p.time > KDF_MAX_WORK_KIB)
+    return (
+      `KDF cost ${p.memoryKiB} KiB x ${p.time} passes is more than tsagent derives ` +
+      `(memory x passes at most ${KDF_MAX_WORK_KIB} KiB, e.g. 4 GiB once or 1 GiB 4 times)`
+    );
   return undefined;
 }
 

@@ -1,7 +1,8 @@
 // The vault on disk: one file, who may read it, and how it is replaced.
 // Writes are atomic and durable (temp file in the same directory, fsync,
 // rename over, fsync the directory), so a crash at any point leaves either the
-// old or the new vault; the previous version is kept as <vault>.bak.
+// old or the new vault; the previous version is kept as <vault>.bak (the new
+// one after a passphrase change or a removed key: see BackupContent).
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -24,7 +25,7 @@ import {
   VaultFs,
 } from './filesystem';
 import { KdfParams, VaultKey } from './kdf';
-import { SealedVaultFile, UnlockedVault } from './unlocked';
+import { BackupContent, SealedVaultFile, UnlockedVault } from './unlocked';
 
 /** Far above any real vault (a few KiB per key); a bigger file is not one. */
 const MAX_VAULT_BYTES = 64 * 1024 * 1024;
@@ -209,9 +210,10 @@ export class VaultFile implements SealedVaultFile {
   /**
    * Replace the vault atomically with `bytes`. `expected` is what the caller
    * last read: the write is refused if the file changed meanwhile (another
-   * tsagent process), and `null` means "create, never overwrite".
+   * tsagent process), and `null` means "create, never overwrite". `backup`
+   * says what <vault>.bak holds afterwards (see BackupContent).
    */
-  write(bytes: Buffer, expected: Buffer | null): void {
+  write(bytes: Buffer, expected: Buffer | null, backup: BackupContent = 'previous'): void {
     this.checkDirectory();
     this.removeStaleTemps();
     const suffix = `${process.pid}-${crypto.randomBytes(6).toString('hex')}`;
@@ -241,9 +243,11 @@ export class VaultFile implements SealedVaultFile {
             'CHANGED',
             `vault ${this.path} was changed by another process meanwhile; nothing was written: run the command again`,
           );
-        stage = `backup ${this.backupPath}`;
-        this.writeFileDurably(bakTmp, current);
-        this.fs.renameSync(bakTmp, this.backupPath);
+        if (backup === 'previous') {
+          stage = `backup ${this.backupPath}`;
+          this.writeFileDurably(bakTmp, current);
+          this.fs.renameSync(bakTmp, this.backupPath);
+        }
         stage = `vault ${this.path}`;
         this.fs.renameSync(tmp, this.path);
       }
@@ -255,6 +259,8 @@ export class VaultFile implements SealedVaultFile {
         `cannot write the ${stage}: ${describeFsError(err)}; the vault ${this.path} was left unchanged`,
       );
     }
+    // The vault first, then its copy: the backup is never newer than the vault.
+    if (expected !== null && backup === 'new') this.replaceBackup(bytes, bakTmp);
     try {
       this.syncDirectory();
     } catch (err) {
@@ -262,6 +268,26 @@ export class VaultFile implements SealedVaultFile {
         'WRITE_FAILED',
         `the new vault ${this.path} is in place but its directory could not be flushed to disk: ${describeFsError(err)}`,
       );
+    }
+  }
+
+  /** Make the backup a copy of the new vault; if that fails, remove it rather than keep the old one. */
+  private replaceBackup(bytes: Buffer, bakTmp: string): void {
+    try {
+      this.writeFileDurably(bakTmp, bytes);
+      this.fs.renameSync(bakTmp, this.backupPath);
+    } catch (err) {
+      this.unlinkQuietly(bakTmp);
+      try {
+        this.fs.unlinkSync(this.backupPath);
+      } catch (e2) {
+        if (errnoCode(e2) !== 'ENOENT')
+          throw new VaultError(
+            'WRITE_FAILED',
+            `the new vault ${this.path} is in place, but its backup ${this.backupPath} still holds the previous version ` +
+              `and could be neither replaced (${describeFsError(err)}) nor removed (${describeFsError(e2)}): remove it`,
+          );
+      }
     }
   }
 

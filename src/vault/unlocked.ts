@@ -5,13 +5,21 @@ import { KdfParams, VaultKey, wipeVaultKey } from './kdf';
 import { fingerprint } from '../ssh/fingerprint';
 import { KeyMaterial } from './sshkey';
 
+/**
+ * What `<vault>.bak` holds after a write: the version replaced (a damaged
+ * write can be undone), or the new one, when the old must not survive: after
+ * a passphrase change (it would still open with the old passphrase) and after
+ * a key is removed (it would still hold the key).
+ */
+export type BackupContent = 'previous' | 'new';
+
 /** What an unlocked vault needs of its file (VaultFile, in store.ts). */
 export interface SealedVaultFile {
   readonly path: string;
   /** The sealed bytes now on disk, after the permission checks. */
   readBytes(): Buffer;
   /** Replace the file with `bytes` if it still holds `expected` (see VaultFile.write). */
-  write(bytes: Buffer, expected: Buffer | null): void;
+  write(bytes: Buffer, expected: Buffer | null, backup?: BackupContent): void;
   /** Decrypt sealed bytes of this file with an already derived key. */
   decrypt(bytes: Buffer, key: VaultKey): VaultIdentity[];
 }
@@ -105,9 +113,9 @@ export class UnlockedVault {
   }
 
   /** Seal `next` with the current key and replace the file. */
-  commit(next: VaultIdentity[]): void {
+  commit(next: VaultIdentity[], backup: BackupContent = 'previous'): void {
     const bytes = sealVault(next, this.vaultKey);
-    this.file.write(bytes, this.sealedBytes);
+    this.file.write(bytes, this.sealedBytes, backup);
     this.sealedBytes = bytes;
     this.current = next;
   }
@@ -154,7 +162,10 @@ export class UnlockedVault {
   /** Delete a key; what is returned keeps its public half and comment, its secret is overwritten. */
   remove(name: string): VaultIdentity {
     const victim = this.find(name);
-    this.commit(this.current.filter((id) => id !== victim));
+    this.commit(
+      this.current.filter((id) => id !== victim),
+      'new',
+    );
     victim.privateFields.fill(0);
     return victim;
   }
@@ -194,7 +205,7 @@ export class UnlockedVault {
     const key = await newVaultKey(newPassphrase, kdf);
     const bytes = sealVault(this.current, key);
     try {
-      this.file.write(bytes, this.sealedBytes);
+      this.file.write(bytes, this.sealedBytes, 'new');
     } catch (err) {
       wipeVaultKey(key);
       throw err;

@@ -1,6 +1,6 @@
 // Starting tsagent for the hardening tests and the fuzzer: like fixtures/agent's
 // startAgent, but with the debug log (-d, which excludes -D), optionally as
-// another uid (spawn {uid, gid}), with the socket's recovery file at hand.
+// another uid (spawn {uid, gid}).
 
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -19,7 +19,7 @@ export interface Tsagent {
   sock: string;
   pid: number;
   dir: string;
-  /** Where an owner lock (SIGUSR1, malformed LOCK) leaves its secret: `<sock>.recovery`. */
+  /** Where an owner lock once left its secret (`<sock>.recovery`): no such file may appear now. */
   recovery: string;
   process: ChildProcess;
   output(): { stdout: string; stderr: string };

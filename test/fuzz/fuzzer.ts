@@ -16,10 +16,11 @@
 //     is not a baseline key must be one of those, and is removed by REMOVE of
 //     exactly that blob.
 //   - the lock: valid LOCK (known passphrase), lock@tsagent and malformed
-//     LOCK/UNLOCK (the agent locks itself, drops the connection, writes a fresh
-//     secret to <sock>.recovery) all go through. A controller polls
-//     status@tsagent and unlocks with the recovery secret or the known
-//     passphrase, so most of the run fuzzes an unlocked agent.
+//     LOCK/UNLOCK (an owner lock: the agent drops the keys that live only in
+//     memory, locks if it has a vault, drops the connection) all go through. A
+//     controller polls status@tsagent and unlocks with the known passphrase;
+//     after an owner lock (counted from the agent's log, `keys dropped`) it adds
+//     the baseline keys back. Keys missing without an owner lock are a finding.
 
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -180,6 +181,8 @@ class Guard {
   /** Blobs of keys a valid ADD has gone through for. */
   readonly added = new Set<string>();
   readonly decoderErrors = new Map<string, string>();
+  /** Frames let through that make an owner lock (malformed LOCK/UNLOCK, lock@tsagent). */
+  ownerLocks = 0;
 
   constructor(
     corpus: Corpus,
@@ -240,6 +243,8 @@ class Guard {
 
   commit(c: Classified): void {
     if (c.req?.type === 'add') this.added.add(c.req.key.publicBlob.toString('base64'));
+    if (c.closes && c.req?.type === 'malformed') this.ownerLocks++;
+    if (c.req?.type === 'extension' && c.req.name === 'lock@tsagent') this.ownerLocks++;
   }
 }
 
@@ -277,7 +282,8 @@ class Shadow {
 export interface FuzzOptions {
   sock: string;
   pid: number;
-  recoveryFile: string;
+  /** Owner locks so far (the agent's log says `keys dropped`); default: those the guard let through. */
+  ownerLocks?: () => number;
   count: number;
   seconds: number;
   concurrency: number;
@@ -299,7 +305,9 @@ export interface FuzzReport {
   badSignatures: string[];
   signaturesVerified: number;
   decoderErrors: Record<string, string>;
-  unlocks: { recovery: number; known: number; raced: number; failed: number };
+  unlocks: { known: number; raced: number; failed: number };
+  /** Times the controller added the baseline keys back after an owner lock. */
+  restores: number;
   /** Of the controller's polls, how many found the agent locked. */
   polls: { total: number; locked: number };
   rss: { startKiB: number; baselineKiB: number; peakKiB: number; endKiB: number };
@@ -361,36 +369,46 @@ async function lockedNow(sock: string): Promise<boolean> {
 }
 
 /**
- * Unlock with the recovery secret (if it is one not used before: each owner lock
- * writes a fresh one) or the known passphrase. Returns which worked, 'raced' if
+ * Unlock with the known passphrase. Returns 'known' if it worked, 'raced' if
  * the agent was unlocked meanwhile by someone else, or null.
  */
 async function unlockAgent(
   opts: FuzzOptions,
   passphrase: string,
-  usedSecrets: Set<string>,
-): Promise<'recovery' | 'known' | 'raced' | null> {
-  let secret: string | null = null;
-  try {
-    secret = fs.readFileSync(opts.recoveryFile, 'utf8').trim();
-  } catch {
-    // no owner lock yet
-  }
-  const tries: ['recovery' | 'known', string][] = [];
-  if (secret && !usedSecrets.has(secret)) tries.push(['recovery', secret]);
-  tries.push(['known', passphrase]);
-  if (secret && usedSecrets.has(secret)) tries.push(['recovery', secret]);
-  for (const [which, pass] of tries) {
-    if (!(await lockedNow(opts.sock))) return 'raced';
-    const r = await control(opts.sock, (c) =>
-      c.request({ type: 'unlock', passphrase: Buffer.from(pass, 'latin1') }),
+): Promise<'known' | 'raced' | null> {
+  if (!(await lockedNow(opts.sock))) return 'raced';
+  const r = await control(opts.sock, (c) =>
+    c.request({ type: 'unlock', passphrase: Buffer.from(passphrase, 'latin1') }),
+  );
+  return r.type === 'success' ? 'known' : null;
+}
+
+/** Add the baseline keys the agent no longer lists (after an owner lock dropped them). */
+async function addBaseline(
+  sock: string,
+  keys: readonly FuzzKey[],
+  missingOnly: boolean,
+): Promise<number> {
+  return control(sock, async (c) => {
+    const ids = await c.request({ type: 'request-identities' });
+    const present = new Set(
+      ids.type === 'identities' ? ids.identities.map((i) => i.keyBlob.toString('base64')) : [],
     );
-    if (r.type === 'success') {
-      if (which === 'recovery') usedSecrets.add(pass);
-      return which;
+    let added = 0;
+    for (const k of keys) {
+      if (missingOnly && present.has(k.blob.toString('base64'))) continue;
+      const r = await c.request({
+        type: 'add',
+        keyType: k.keyType,
+        fields: k.fields,
+        comment: k.name,
+        constraints: { extensions: [] },
+      });
+      if (r.type !== 'success') throw new Error(`adding baseline key ${k.name}: ${r.type}`);
+      added++;
     }
-  }
-  return null;
+    return added;
+  });
 }
 
 export async function fuzzAgent(opts: FuzzOptions): Promise<FuzzReport> {
@@ -415,7 +433,8 @@ export async function fuzzAgent(opts: FuzzOptions): Promise<FuzzReport> {
     badSignatures: [],
     signaturesVerified: 0,
     decoderErrors: {},
-    unlocks: { recovery: 0, known: 0, raced: 0, failed: 0 },
+    unlocks: { known: 0, raced: 0, failed: 0 },
+    restores: 0,
     polls: { total: 0, locked: 0 },
     rss: { startKiB: rss(opts.pid), baselineKiB: 0, peakKiB: 0, endKiB: 0 },
     final: {
@@ -432,18 +451,16 @@ export async function fuzzAgent(opts: FuzzOptions): Promise<FuzzReport> {
   };
 
   // 1. The baseline keys, added on a control connection.
-  await control(opts.sock, async (c) => {
-    for (const k of corpus.baseline) {
-      const r = await c.request({
-        type: 'add',
-        keyType: k.keyType,
-        fields: k.fields,
-        comment: k.name,
-        constraints: { extensions: [] },
-      });
-      if (r.type !== 'success') throw new Error(`adding baseline key ${k.name}: ${r.type}`);
-    }
-  });
+  await addBaseline(opts.sock, corpus.baseline, false);
+  const ownerLocks = opts.ownerLocks ?? (() => guard.ownerLocks);
+  let restoredFor = ownerLocks();
+  /** After a new owner lock only: add back the baseline keys it dropped. */
+  const restore = async () => {
+    const n = ownerLocks(); // read first: a drop after this is restored next time
+    if (n <= restoredFor || (await lockedNow(opts.sock))) return;
+    if ((await addBaseline(opts.sock, corpus.baseline, true)) > 0) report.restores++;
+    restoredFor = n;
+  };
 
   const started = Date.now();
   const deadline = started + opts.seconds * 1000;
@@ -452,7 +469,6 @@ export async function fuzzAgent(opts: FuzzOptions): Promise<FuzzReport> {
 
   // 2. The controller: keep the agent unlocked, sample its memory.
   let stopControl = false;
-  const usedSecrets = new Set<string>();
   const controller = (async () => {
     while (!stopControl) {
       await sleep(50);
@@ -461,10 +477,11 @@ export async function fuzzAgent(opts: FuzzOptions): Promise<FuzzReport> {
         report.polls.total++;
         if (await lockedNow(opts.sock)) {
           report.polls.locked++;
-          const how = await unlockAgent(opts, corpus.lockPassphrase, usedSecrets);
+          const how = await unlockAgent(opts, corpus.lockPassphrase);
           if (how) report.unlocks[how]++;
           else report.unlocks.failed++;
         }
+        await restore();
       } catch (e) {
         log(`controller: ${(e as Error).message}`);
       }
@@ -706,11 +723,13 @@ export async function fuzzAgent(opts: FuzzOptions): Promise<FuzzReport> {
   report.rss.endKiB = rss(opts.pid);
   report.rss.peakKiB = Math.max(report.rss.peakKiB, report.rss.endKiB);
   try {
-    // Unlock if the last messages locked it (with the recovery secret or known passphrase).
+    // Unlock if the last messages locked it; add back what a last owner lock dropped.
     for (let i = 0; i < 3 && (await lockedNow(opts.sock)); i++) {
-      const how = await unlockAgent(opts, corpus.lockPassphrase, usedSecrets);
+      const how = await unlockAgent(opts, corpus.lockPassphrase);
       if (how) report.unlocks[how]++;
     }
+    await sleep(200); // the agent's last log lines
+    await restore();
     f.lockedAtEnd = await lockedNow(opts.sock);
     const ids = await control(opts.sock, (c) => c.request({ type: 'request-identities' }));
     f.answers = ids.type === 'identities';
@@ -794,7 +813,7 @@ export function formatReport(r: FuzzReport): string {
     `replies:\n${sorted(r.replies)}`,
     `guarded (not sent):\n${sorted(r.guarded) || '  none'}`,
     `signatures verified during the run: ${r.signaturesVerified}, invalid: ${r.badSignatures.length}`,
-    `lock: ${r.polls.locked} of ${r.polls.total} polls found the agent locked; unlocked by the controller with the recovery secret ${r.unlocks.recovery}, known passphrase ${r.unlocks.known} (raced ${r.unlocks.raced}, failed ${r.unlocks.failed})`,
+    `lock: ${r.polls.locked} of ${r.polls.total} polls found the agent locked; unlocked by the controller with the known passphrase ${r.unlocks.known} (raced ${r.unlocks.raced}, failed ${r.unlocks.failed}); baseline keys added back after an owner lock ${r.restores} times`,
     `RSS: start ${r.rss.startKiB} KiB, after warm-up ${r.rss.baselineKiB} KiB, peak ${r.rss.peakKiB} KiB, end ${r.rss.endKiB} KiB`,
     `final: alive ${r.final.alive}, answers ${r.final.answers}, fuzz keys removed ${r.final.removedFuzzKeys}, baseline signatures verified ${r.final.signedOk}`,
     r.problems.length ? `PROBLEMS:\n  ${r.problems.join('\n  ')}` : 'no problems',

@@ -1,7 +1,7 @@
 // `npm run fuzz [-- --count N --seconds S --concurrency C --seed X --socket PATH --pid PID]`
 //
 // Starts a tsagent (-d, its debug log kept to count internal errors), or uses
-// the running one given by --socket/--pid (its recovery file is <socket>.recovery),
+// the running one given by --socket/--pid,
 // fuzzes it (fuzzer.ts) and prints the figures. Exit status 1 on any problem.
 //
 // `node --test dist/test/` runs every .js file under dist/test, this one too:
@@ -66,7 +66,7 @@ async function main(): Promise<number> {
     const report = await fuzzAgent({
       sock,
       pid,
-      recoveryFile: `${sock}.recovery`,
+      ownerLocks: agent ? () => agent.output().stderr.split('keys dropped').length - 1 : undefined,
       count: args.count,
       seconds: args.seconds,
       concurrency: args.concurrency,
