@@ -59,7 +59,7 @@ _tsagent() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
     local agent_opts="-a -c -s -D -d -k -t -E -O -P -h --help --new --vault --audit-log
         --lock-after --confirm-forwarded --confirm-window --no-unlock-prompt --max-connections --idle-timeout --strict"
-    local subs="vault status lock unlock approvals add log init"
+    local subs="vault status lock unlock approvals hosts add log init"
     local i sub= at=
     for ((i = 1; i < COMP_CWORD; i++)); do
         case ${COMP_WORDS[i]} in
@@ -80,6 +80,7 @@ _tsagent() {
         ;;
     status) mapfile -t COMPREPLY < <(compgen -W "--json" -- "$cur") && return ;;
     lock) return ;;
+    hosts) mapfile -t COMPREPLY < <(compgen -W "forget --all -h --help" -- "$cur") && return ;;
     approvals) mapfile -t COMPREPLY < <(compgen -W "clear" -- "$cur") && return ;;
     unlock)
         [[ $prev == --passphrase-fd ]] && return

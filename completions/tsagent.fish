@@ -1,7 +1,7 @@
 # fish completion for tsagent(1). Install: copy to
 # ~/.config/fish/completions/tsagent.fish (or /usr/share/fish/vendor_completions.d/).
 
-set -l __tsagent_subcommands vault status lock unlock approvals add log init
+set -l __tsagent_subcommands vault status lock unlock approvals hosts add log init
 set -l __tsagent_vault_commands init import generate list export-pub remove rename set passwd verify help
 
 # The subcommand (first non-option word), or nothing.
@@ -75,6 +75,7 @@ complete -c tsagent -n $n -a vault -d 'manage the encrypted key vault'
 complete -c tsagent -n $n -a status -d 'show the state of the agent'
 complete -c tsagent -n $n -a lock -d 'lock the agent'
 complete -c tsagent -n $n -a unlock -d 'unlock the agent and load the vault keys'
+complete -c tsagent -n $n -a hosts -d 'which key each host accepted (hosts forget)'
 complete -c tsagent -n $n -a approvals -d 'close every approval window (approvals clear)'
 complete -c tsagent -n $n -a add -d 'add key files to the agent (and the vault)'
 complete -c tsagent -n $n -a log -d 'show the audit log'
@@ -105,6 +106,8 @@ end
 
 # status, unlock, add, log, init
 complete -c tsagent -n '__tsagent_using status' -l json -d 'print one JSON object'
+complete -c tsagent -n '__tsagent_using hosts' -x -a forget -d 'forget what was learned for a host'
+complete -c tsagent -n '__tsagent_using hosts' -l all -d 'every host'
 complete -c tsagent -n '__tsagent_using approvals' -x -a clear -d 'close every approval window'
 complete -c tsagent -n '__tsagent_using unlock' -l passphrase-fd -x -d 'read the passphrase from this fd'
 complete -c tsagent -n '__tsagent_using add' -F

@@ -6,7 +6,8 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AGENTS, RunningAgent, startAgent } from './fixtures/agent';
+import { AGENTS, RunningAgent, TSAGENT_MAIN, startAgent } from './fixtures/agent';
+import { fingerprint } from '../src/ssh/fingerprint';
 import { TestKey, keyType, makeKey } from './fixtures/keys';
 import {
   SSH,
@@ -83,6 +84,24 @@ for (const spec of AGENTS)
           // ssh-add -l (no bind) keeps the agent's order.
           const l = await run(SSH_ADD, ['-l'], { env: baseEnv({ SSH_AUTH_SOCK: agent.sock }) });
           assert.equal(l.stdout.split('\n')[0], keys[0].listLine);
+          // tsagent hosts names what was learned; forgetting it starts the host afresh.
+          const env = baseEnv({ SSH_AUTH_SOCK: agent.sock });
+          const hostFp = fingerprint(Buffer.from(sshd.hostKey.split(' ')[1], 'base64'));
+          const hosts = await run(process.execPath, [TSAGENT_MAIN, 'hosts'], { env });
+          assert.equal(hosts.stdout, `${hostFp} (${hostFp}): accepts ${keys[6].fingerprint}\n`);
+          const status = await run(process.execPath, [TSAGENT_MAIN, 'status'], { env });
+          assert.match(status.stdout, /\nhosts: {2}1 learned\n/);
+          const forget = await run(process.execPath, [TSAGENT_MAIN, 'hosts', 'forget', hostFp], {
+            env,
+          });
+          assert.equal(forget.code, 0, forget.stderr);
+          const again = await sshLogin(sshd, agent.sock, ['true']);
+          assert.notEqual(again.code, 0, 'forgotten: the agent order again, cut off after two');
+          assert.equal(offered(again.stderr), 2);
+          const none = await run(process.execPath, [TSAGENT_MAIN, 'hosts', 'forget', 'nosuch'], {
+            env,
+          });
+          assert.equal(none.code, 1);
         },
       );
     },

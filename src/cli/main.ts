@@ -11,6 +11,7 @@ const SUBCOMMANDS: Record<string, () => (argv: string[]) => Promise<number>> = {
   lock: () => require('./control').runLock,
   unlock: () => require('./control').runUnlock,
   approvals: () => require('./control').runApprovals,
+  hosts: () => require('./control').runHosts,
   log: () => require('./log').runLog,
   init: () => require('./init').runInit,
   add: () => require('./add').runAdd,

@@ -27,7 +27,7 @@ export const USAGE = `usage: tsagent [-c | -s] [-Dd] [-a bind_address] [-E finge
        tsagent [-a bind_address] [-E fingerprint_hash] [-O option]
                [-P allowed_providers] [-t life] command [arg ...]
        tsagent [-c | -s] -k
-       tsagent vault|unlock|lock|status|approvals|log|init|add ... (see tsagent(1))`;
+       tsagent vault|unlock|lock|status|approvals|hosts|log|init|add ... (see tsagent(1))`;
 
 /** `tsagent --help`: every flag and subcommand, one line each. */
 export const HELP = `tsagent: an ssh-agent with an encrypted key vault (drop-in for OpenSSH's ssh-agent)
@@ -66,6 +66,8 @@ Commands:
   tsagent lock           lock the agent (the vault passphrase unlocks)
   tsagent approvals clear
                          close every approval window (--confirm-window)
+  tsagent hosts [forget host|--all]
+                         which key each host accepted (offered first), or forget it
   tsagent status         show the agent's state (--json; exit 0 unlocked with keys, 1 locked/empty, 2 no agent)
   tsagent log            show the audit log (--follow, --json)
   tsagent init SHELL     print the rc-file snippet for bash, zsh or fish

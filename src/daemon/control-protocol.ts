@@ -11,6 +11,8 @@ export const EXT = {
   vaultUnlock: 'vault-unlock@tsagent',
   /** Contents: none. Reply: SUCCESS once every approval window is closed. */
   approvalsClear: 'approvals-clear@tsagent',
+  /** Contents: a host (name or host key fingerprint), empty for all. Reply: SUCCESS if it forgot any. */
+  hostsForget: 'hosts-forget@tsagent',
 } as const;
 
 export interface StatusKey {
@@ -36,6 +38,28 @@ export interface AgentStatus {
   keys: StatusKey[];
   /** Open approval windows (--confirm-window); absent from older agents. */
   approvals?: StatusApproval[];
+  /** What the agent learned of which key each host accepts (issue 13); absent from older agents. */
+  hosts?: StatusHost[];
+}
+
+export interface StatusHost {
+  /** Escaped: the name known_hosts gives the host key, else its fingerprint. */
+  host: string;
+  hostKey: string; // fingerprint
+  /** The fingerprint of the key it accepted last, if any. */
+  key: string | null;
+  /** Refused connections since then (the order rotates by two for each). */
+  failures: number;
+}
+
+function isStatusHost(h: unknown): h is StatusHost {
+  return (
+    isObject(h) &&
+    typeof h.host === 'string' &&
+    typeof h.hostKey === 'string' &&
+    (h.key === null || typeof h.key === 'string') &&
+    typeof h.failures === 'number'
+  );
 }
 
 export interface StatusApproval {
@@ -102,7 +126,8 @@ export function decodeStatus(contents: Buffer): AgentStatus | null {
     !Array.isArray(v.keys) ||
     !v.keys.every(isStatusKey) ||
     (v.approvals !== undefined &&
-      !(Array.isArray(v.approvals) && v.approvals.every(isStatusApproval)))
+      !(Array.isArray(v.approvals) && v.approvals.every(isStatusApproval))) ||
+    (v.hosts !== undefined && !(Array.isArray(v.hosts) && v.hosts.every(isStatusHost)))
   )
     return null;
   const vault = v.vault;

@@ -25,7 +25,7 @@ import { listenTarget } from './activation';
 import { startupDone } from './memory';
 import { recoveryPath } from './paths';
 import { auditRecord, confirmPrompt, refusedChangeRecord } from './prompt';
-import { agentStatus } from './status';
+import { agentStatus, statusHost } from './status';
 import { VaultBridge } from './vault-bridge';
 import { WindowedConfirm } from './windowed-confirm';
 
@@ -124,6 +124,7 @@ export async function serveAgent(
             startedAt,
             socket: paths.sock,
             approvals: approvals.windows.list(),
+            hosts: keyOrder.order.entries(),
             knownHosts,
           }),
         ),
@@ -134,6 +135,16 @@ export async function serveAgent(
       [EXT.approvalsClear]: async (): Promise<Response> => {
         approvals.windows.clear();
         return { type: 'success' };
+      },
+      [EXT.hostsForget]: async (contents): Promise<Response> => {
+        const which = contents.toString('utf8');
+        let forgot = 0;
+        for (const r of keyOrder.order.entries()) {
+          const h = statusHost(r, knownHosts);
+          if (which === '' || which === h.host || which === h.hostKey)
+            forgot += keyOrder.order.forget(r.hostKey) ? 1 : 0;
+        }
+        return { type: forgot > 0 ? 'success' : 'failure' };
       },
       [EXT.vaultUnlock]: async (pass): Promise<Response> => ({
         type: (await keyring.openVault(pass)) ? 'success' : 'failure',

@@ -5,9 +5,10 @@ import type { Keyring } from '../agent/keyring';
 import { fingerprint } from '../ssh/fingerprint';
 import type { ConnectionContext } from '../agent/server';
 import type { OpenApproval } from '../agent/approvals';
+import type { HostRecord } from '../agent/host-order';
 import { nameForKey } from '../agent/known-hosts';
 import { escapeText } from '../ssh/escape';
-import type { AgentStatus, StatusApproval } from './control-protocol';
+import type { AgentStatus, StatusApproval, StatusHost } from './control-protocol';
 import type { KnownHostsCache } from './known-hosts-cache';
 import type { VaultBridge } from './vault-bridge';
 
@@ -38,6 +39,17 @@ function statusApproval(a: OpenApproval, knownHosts?: KnownHostsCache): StatusAp
   };
 }
 
+/** A learned host as status shows it: named from known_hosts where known. */
+export function statusHost(r: HostRecord, knownHosts?: KnownHostsCache): StatusHost {
+  const name = knownHosts && nameForKey(knownHosts.get(), r.hostKey);
+  return {
+    host: escapeText(name ?? fingerprint(r.hostKey)),
+    hostKey: fingerprint(r.hostKey),
+    key: r.learnedKey ? fingerprint(r.learnedKey) : null,
+    failures: r.failures,
+  };
+}
+
 /** The agent's state; nothing about keys while locked. */
 export function agentStatus(
   keyring: Keyring<ConnectionContext>,
@@ -47,6 +59,7 @@ export function agentStatus(
     startedAt: number;
     socket: string;
     approvals?: OpenApproval[];
+    hosts?: HostRecord[];
     knownHosts?: KnownHostsCache;
   },
 ): AgentStatus {
@@ -75,5 +88,6 @@ export function agentStatus(
           ),
         })),
     approvals: (info.approvals ?? []).map((a) => statusApproval(a, info.knownHosts)),
+    hosts: (info.hosts ?? []).map((h) => statusHost(h, info.knownHosts)),
   };
 }
