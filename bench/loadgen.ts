@@ -39,7 +39,7 @@ export interface LoadResult {
   wallMs: number;
   /** CPU of the generator over the measured window, % of one core. */
   genCpuPct: number;
-  /** CPU of the agent (all threads) over the measured window, % of one core. */
+  /** CPU of the agent (all threads, and its helper processes) over the measured window, % of one core. */
   agentCpuPct: number;
   /** CPU used by every other process on the machine meanwhile (noise), % of one core. */
   otherCpuPct: number;

@@ -4,7 +4,7 @@
 import * as path from 'node:path';
 import { AgentName, REPO } from './agent-process';
 import type { LoadResult } from './loadgen';
-import { KEY_KINDS, KeyKind } from './test-keys';
+import { KEY_KINDS, KeyKind, OPTIONAL_KEY_KINDS } from './test-keys';
 
 // ---------------------------------------------------------------- options
 
@@ -88,6 +88,8 @@ export interface LoadCase {
   concurrency: number;
   /** list cases: identities loaded. */
   identities?: number;
+  /** A floor under --duration for slow cases: security keys (a new helper process per signature), ML-DSA (pure JS). */
+  minDurationMs?: number;
 }
 
 export function loadCases(o: Options): LoadCase[] {
@@ -98,6 +100,16 @@ export function loadCases(o: Options): LoadCase[] {
     for (const c of cs)
       cases.push({ name: `sign ${key} C=${c}`, kind: 'sign', key, concurrency: c });
   }
+  // Issue 12's types: sign latency at C=1 and throughput at C=8, quick or not.
+  for (const key of OPTIONAL_KEY_KINDS)
+    for (const c of [1, 8])
+      cases.push({
+        name: `sign ${key} C=${c}`,
+        kind: 'sign',
+        key,
+        concurrency: c,
+        ...(key.startsWith('sk-') || key.startsWith('mldsa') ? { minDurationMs: 1000 } : {}),
+      });
   cases.push({ name: 'list 5 keys C=1', kind: 'list', concurrency: 1, identities: 5 });
   cases.push({ name: 'list 500 keys C=1', kind: 'list', concurrency: 1, identities: 500 });
   return o.only ? cases.filter((c) => o.only!.test(c.name)) : cases;
@@ -116,6 +128,10 @@ export interface Samples {
   peakRssMb: PerAgent<number[]>;
   evalMs: number[];
   nodeMs: number[];
+  /** Per optional kind, the agents that refused its key, with what they answered. */
+  refused: Partial<Record<KeyKind, Partial<PerAgent<string>>>>;
+  /** Per optional kind whose key could not be made (a tool missing), why. */
+  unavailable: Partial<Record<KeyKind, string>>;
 }
 
 export function newSamples(cases: LoadCase[]): Samples {
@@ -129,5 +145,7 @@ export function newSamples(cases: LoadCase[]): Samples {
     peakRssMb: { tsagent: [], 'ssh-agent': [] },
     evalMs: [],
     nodeMs: [],
+    refused: {},
+    unavailable: {},
   };
 }

@@ -18,12 +18,42 @@ export function clockTicks(): number {
   return clkTck;
 }
 
-/** CPU time (user + system, all threads) of a process in ms, from /proc/PID/stat. */
-export function procCpuMs(pid: number): number {
+/** /proc/PID/stat's fields after "(comm)": state is f[0], utime (field 14) f[11], cutime f[13]. */
+function statFields(pid: number | string): string[] {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // Fields after "(comm)": state is f[0], so utime (field 14) is f[11], stime f[12].
-  return ((Number(f[11]) + Number(f[12])) * 1000) / clockTicks();
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** The live children of a process: /proc/PID/task/TID/children of each of its threads. */
+function childPids(pid: number): string[] {
+  const out: string[] = [];
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      out.push(...fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' '));
+    } catch {
+      // Thread gone meanwhile.
+    }
+  }
+  return out.filter((c) => c !== '' && c !== '\n');
+}
+
+/**
+ * CPU time (user + system) in ms of a process with its helpers: its own (all
+ * threads), its reaped children's (cutime, cstime: a security key's
+ * ssh-sk-helper per signature) and its live children's (a PKCS#11 provider's
+ * ssh-pkcs11-helper), from /proc.
+ */
+export function procCpuMs(pid: number): number {
+  const ticks = (f: string[]) => Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+  let total = ticks(statFields(pid));
+  for (const child of childPids(pid)) {
+    try {
+      total += ticks(statFields(child.trim()));
+    } catch {
+      // Reaped meanwhile: now in the parent's cutime.
+    }
+  }
+  return (total * 1000) / clockTicks();
 }
 
 /** Busy CPU time of the whole machine (all cores) in ms, from /proc/stat. */

@@ -13,8 +13,8 @@ import * as path from 'node:path';
 import { MSG } from '../src/agent/protocol';
 import { benchEnv, startAgent } from './agent-process';
 import {
-  KeyKind,
   LIST_REQUEST,
+  ProtocolKeyKind,
   addKeys,
   generateTestKey,
   manyEd25519,
@@ -120,7 +120,7 @@ async function main(): Promise<void> {
   try {
     process.stderr.write(`tsagent ready in ${agent.readyMs.toFixed(1)} ms\n`);
     if (!argv.includes('--startup')) {
-      const kind = (what.startsWith('list') ? 'ed25519' : what) as KeyKind;
+      const kind = (what.startsWith('list') ? 'ed25519' : what) as ProtocolKeyKind;
       const key = await generateTestKey(kind);
       await addKeys(agent.sock, [key]);
       if (what === 'list5') await addKeys(agent.sock, manyEd25519(4), 'more');

@@ -5,38 +5,36 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { LoadResult } from './loadgen';
-import { LoadCase, Options, Samples } from './options';
+import type { AgentName } from './agent-process';
+import { AGENTS, LoadCase, Options, PerAgent, Samples } from './options';
 import { median } from './proc-stats';
 import { KEY_KINDS, KeyKind } from './test-keys';
 
 // ---------------------------------------------------------------- openssl speed
 
-const OPENSSL_NAMES: Record<KeyKind, string> = {
-  ed25519: 'ed25519',
-  'ecdsa-p256': 'ecdsap256',
-  'ecdsa-p384': 'ecdsap384',
-  'rsa-2048': 'rsa2048',
-  'rsa-4096': 'rsa4096',
+// Per kind, `openssl speed`'s name for the algorithm and its summary line:
+// "<what>  <s/sign>  <s/verify>  <sign/s>  <verify/s>". A PKCS#11 key's ceiling
+// is the algorithm's (SoftHSM2 signs with OpenSSL); security keys and ML-DSA have none.
+const OPENSSL: Partial<Record<KeyKind, [string, RegExp]>> = {
+  ed25519: ['ed25519', /EdDSA \(Ed25519\)\s+\S+s\s+\S+s\s+([\d.]+)/],
+  'ecdsa-p256': ['ecdsap256', /ecdsa \(nistp256\)\s+\S+s\s+\S+s\s+([\d.]+)/],
+  'ecdsa-p384': ['ecdsap384', /ecdsa \(nistp384\)\s+\S+s\s+\S+s\s+([\d.]+)/],
+  'rsa-2048': ['rsa2048', /^\s*rsa\s+2048 bits\s+\S+s\s+\S+s\s+([\d.]+)/m],
+  'rsa-4096': ['rsa4096', /^\s*rsa\s+4096 bits\s+\S+s\s+\S+s\s+([\d.]+)/m],
+  'dsa-1024': ['dsa1024', /^\s*dsa\s+1024 bits\s+\S+s\s+\S+s\s+([\d.]+)/m],
+  'pkcs11-rsa-2048': ['rsa2048', /^\s*rsa\s+2048 bits\s+\S+s\s+\S+s\s+([\d.]+)/m],
+  'pkcs11-ecdsa-p256': ['ecdsap256', /ecdsa \(nistp256\)\s+\S+s\s+\S+s\s+([\d.]+)/],
 };
 
 export function opensslSpeed(kinds: KeyKind[]): Partial<Record<KeyKind, number>> {
-  const r = spawnSync(
-    'openssl',
-    ['speed', '-seconds', '1', ...kinds.map((k) => OPENSSL_NAMES[k])],
-    { encoding: 'utf8' },
-  );
+  const names = new Set(kinds.flatMap((k) => (OPENSSL[k] ? [OPENSSL[k]![0]] : [])));
+  const r = spawnSync('openssl', ['speed', '-seconds', '1', ...names], { encoding: 'utf8' });
   const out = r.stdout ?? '';
   const res: Partial<Record<KeyKind, number>> = {};
-  const num = (re: RegExp) => {
-    const m = re.exec(out);
-    return m ? Number(m[1]) : undefined;
-  };
-  // The summary lines: "<what>  <s/sign>  <s/verify>  <sign/s>  <verify/s>".
-  res.ed25519 = num(/EdDSA \(Ed25519\)\s+\S+s\s+\S+s\s+([\d.]+)/);
-  res['ecdsa-p256'] = num(/ecdsa \(nistp256\)\s+\S+s\s+\S+s\s+([\d.]+)/);
-  res['ecdsa-p384'] = num(/ecdsa \(nistp384\)\s+\S+s\s+\S+s\s+([\d.]+)/);
-  res['rsa-2048'] = num(/^\s*rsa\s+2048 bits\s+\S+s\s+\S+s\s+([\d.]+)/m);
-  res['rsa-4096'] = num(/^\s*rsa\s+4096 bits\s+\S+s\s+\S+s\s+([\d.]+)/m);
+  for (const k of kinds) {
+    const m = OPENSSL[k] && OPENSSL[k]![1].exec(out);
+    if (m) res[k] = Number(m[1]);
+  }
   return res;
 }
 
@@ -76,6 +74,69 @@ function machine(loadAtStart: number[]): string {
   ].join('\n');
 }
 
+/** Why an agent has no figures for a case: the key was never made, or the agent refused it. */
+function missing(c: LoadCase, s: Samples, agent: AgentName, label: string): string | undefined {
+  if (!c.key) return undefined;
+  if (s.unavailable[c.key]) return 'not run (no key)';
+  if (s.refused[c.key]?.[agent]) return `not supported by ${label}`;
+  return undefined;
+}
+
+/** One row of the throughput table; an agent without figures has "not supported by …" instead. */
+function loadRow(
+  c: LoadCase,
+  s: Samples,
+  speed: Partial<Record<KeyKind, number>>,
+  B: string,
+): string {
+  const rs = s.load[c.name];
+  const why: PerAgent<string | undefined> = {
+    tsagent: missing(c, s, 'tsagent', 'tsagent'),
+    'ssh-agent': missing(c, s, 'ssh-agent', B),
+  };
+  const med = (a: AgentName, f: (r: LoadResult) => number) => median(rs[a].map(f));
+  const one = (a: AgentName, text: () => string) => why[a] ?? text();
+  const pair = (text: (a: AgentName) => string) =>
+    AGENTS.map((a) => (why[a] ? '—' : text(a))).join(' / ');
+  const both = !why.tsagent && !why['ssh-agent'];
+  const ratio = (f: (r: LoadResult) => number) =>
+    fmt(ratioMedian(rs.tsagent.map(f), rs['ssh-agent'].map(f)), 2);
+  const ops = (r: LoadResult) => r.opsPerSec;
+  const latency = (a: AgentName) =>
+    `${fmt(
+      med(a, (r) => r.p50Ms),
+      3,
+    )} / ${fmt(
+      med(a, (r) => r.p99Ms),
+      3,
+    )}`;
+  const fails = (a: AgentName) => `${rs[a].reduce((n, r) => n + r.failures + r.connErrors, 0)}`;
+  const usPerOp = (r: LoadResult) => (r.agentCpuPct * 10_000) / r.opsPerSec;
+  const cpu = (f: (r: LoadResult) => number) => pair((a) => fmt(med(a, f), 0));
+  return (
+    `| ${c.name} | ${one('tsagent', () => fmt(med('tsagent', ops), 0))} | ` +
+    `${one('ssh-agent', () => fmt(med('ssh-agent', ops), 0))} | ` +
+    `${both ? `**${ratio(ops)}**` : '—'} | ` +
+    `${one('tsagent', () => latency('tsagent'))} | ${one('ssh-agent', () => latency('ssh-agent'))} | ` +
+    `${both ? ratio((r) => r.p99Ms) : '—'} | ${pair(fails)} | ${cpu(usPerOp)} | ` +
+    `${cpu((r) => r.agentCpuPct)} | ${cpu((r) => r.genCpuPct)} | ${cpu((r) => r.otherCpuPct)} | ` +
+    `${c.key && speed[c.key] ? fmt(speed[c.key]!, 0) : ''} |`
+  );
+}
+
+/** Under the table: per key kind without figures, what the agent (or ssh-add) said, or why no key. */
+function missingNotes(cases: LoadCase[], s: Samples, B: string): string[] {
+  const out: string[] = [];
+  for (const kind of new Set(cases.flatMap((c) => (c.key ? [c.key] : [])))) {
+    if (s.unavailable[kind]) out.push(`- ${kind}: not run, no key: ${s.unavailable[kind]}`);
+    for (const a of AGENTS) {
+      const said = s.refused[kind]?.[a];
+      if (said) out.push(`- ${kind}: not supported by ${a === 'tsagent' ? a : B} (${said})`);
+    }
+  }
+  return out.length ? ['', ...out] : [];
+}
+
 interface Target {
   what: string;
   measured: number;
@@ -94,23 +155,28 @@ export function report(
 ): string {
   const B = agentBName(o);
   const L: string[] = [];
-  const med = (rs: LoadResult[], f: (r: LoadResult) => number) => median(rs.map(f));
-  const usPerOp = (r: LoadResult) => (r.agentCpuPct * 10_000) / r.opsPerSec;
   L.push(
     o.baselineMain ? `# tsagent vs baseline ${o.baselineMain}` : '# tsagent vs OpenSSH ssh-agent',
   );
   L.push('');
   L.push(machine(loadAtStart));
+  const floor = Math.max(0, ...cases.map((c) => c.minDurationMs ?? 0));
+  const floored = [
+    ...new Set(cases.filter((c) => (c.minDurationMs ?? 0) > o.durationMs).map((c) => c.key)),
+  ];
   L.push(
     `- Run: \`npm run bench${o.quick ? ' -- --quick' : ''}\`, ${o.rounds} rounds, ` +
-      `${o.durationMs} ms per case and agent after ${o.warmupMs} ms warm-up, ` +
+      `${o.durationMs} ms per case and agent` +
+      (floored.length ? ` (${floored.join(', ')}: ${floor} ms)` : '') +
+      ` after ${o.warmupMs} ms warm-up, ` +
       `A B A B interleaved; ${fmt(elapsedS, 0)} s in all`,
   );
   L.push('');
   L.push(
     'Figures are medians over rounds; a ratio is the median of the per-round ratios ' +
       `tsagent/${B} (throughput: higher is better; latency, time, memory: lower is better). ` +
-      'CPU is % of one core over the measured window: the agent (all threads, /proc/PID/stat) ' +
+      'CPU is % of one core over the measured window: the agent (all threads, and its helper processes ' +
+      'such as ssh-sk-helper and ssh-pkcs11-helper, /proc/PID/stat) ' +
       'and the load generator (a separate process, `process.cpuUsage()`); "other" is every ' +
       'other process on the machine meanwhile (/proc/stat), i.e. noise. CPU µs/op is the ' +
       "agent's CPU time per request: its efficiency, independent of scheduling.",
@@ -123,72 +189,8 @@ export function report(
       'failures ts / B | CPU µs/op ts / B | CPU % agent ts / B | CPU % loadgen ts / B | CPU % other ts / B | openssl 1-core sign/s |',
   );
   L.push('|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
-  for (const c of cases) {
-    const ts = s.load[c.name].tsagent;
-    const ssh = s.load[c.name]['ssh-agent'];
-    const fails = (rs: LoadResult[]) => rs.reduce((n, r) => n + r.failures + r.connErrors, 0);
-    L.push(
-      `| ${c.name} | ${fmt(
-        med(ts, (r) => r.opsPerSec),
-        0,
-      )} | ${fmt(
-        med(ssh, (r) => r.opsPerSec),
-        0,
-      )} | ` +
-        `**${fmt(
-          ratioMedian(
-            ts.map((r) => r.opsPerSec),
-            ssh.map((r) => r.opsPerSec),
-          ),
-          2,
-        )}** | ` +
-        `${fmt(
-          med(ts, (r) => r.p50Ms),
-          3,
-        )} / ${fmt(
-          med(ts, (r) => r.p99Ms),
-          3,
-        )} | ` +
-        `${fmt(
-          med(ssh, (r) => r.p50Ms),
-          3,
-        )} / ${fmt(
-          med(ssh, (r) => r.p99Ms),
-          3,
-        )} | ` +
-        `${fmt(
-          ratioMedian(
-            ts.map((r) => r.p99Ms),
-            ssh.map((r) => r.p99Ms),
-          ),
-          2,
-        )} | ` +
-        `${fails(ts)} / ${fails(ssh)} | ` +
-        `${fmt(med(ts, usPerOp), 0)} / ${fmt(med(ssh, usPerOp), 0)} | ` +
-        `${fmt(
-          med(ts, (r) => r.agentCpuPct),
-          0,
-        )} / ${fmt(
-          med(ssh, (r) => r.agentCpuPct),
-          0,
-        )} | ` +
-        `${fmt(
-          med(ts, (r) => r.genCpuPct),
-          0,
-        )} / ${fmt(
-          med(ssh, (r) => r.genCpuPct),
-          0,
-        )} | ` +
-        `${fmt(
-          med(ts, (r) => r.otherCpuPct),
-          0,
-        )} / ${fmt(
-          med(ssh, (r) => r.otherCpuPct),
-          0,
-        )} | ` +
-        `${c.key && speed[c.key] ? fmt(speed[c.key]!, 0) : ''} |`,
-    );
-  }
+  for (const c of cases) L.push(loadRow(c, s, speed, B));
+  L.push(...missingNotes(cases, s, B));
   L.push('');
   L.push('## Start-up, re-use, memory');
   L.push('');

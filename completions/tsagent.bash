@@ -79,10 +79,9 @@ _tsagent() {
         return
         ;;
     status) mapfile -t COMPREPLY < <(compgen -W "--json" -- "$cur") && return ;;
-    lock) return ;;
     hosts) mapfile -t COMPREPLY < <(compgen -W "forget --all -h --help" -- "$cur") && return ;;
     approvals) mapfile -t COMPREPLY < <(compgen -W "clear" -- "$cur") && return ;;
-    unlock)
+    lock | unlock)
         [[ $prev == --passphrase-fd ]] && return
         mapfile -t COMPREPLY < <(compgen -W "--passphrase-fd" -- "$cur")
         return

@@ -73,7 +73,7 @@ set -l n __tsagent_no_subcommand
 complete -c tsagent -n $n -a "$__tsagent_subcommands"
 complete -c tsagent -n $n -a vault -d 'manage the encrypted key vault'
 complete -c tsagent -n $n -a status -d 'show the state of the agent'
-complete -c tsagent -n $n -a lock -d 'lock the agent'
+complete -c tsagent -n $n -a lock -d 'lock the agent with a password (as ssh-add -x)'
 complete -c tsagent -n $n -a unlock -d 'unlock the agent and load the vault keys'
 complete -c tsagent -n $n -a hosts -d 'which key each host accepted (hosts forget)'
 complete -c tsagent -n $n -a approvals -d 'close every approval window (approvals clear)'
@@ -110,6 +110,7 @@ complete -c tsagent -n '__tsagent_using hosts' -x -a forget -d 'forget what was 
 complete -c tsagent -n '__tsagent_using hosts' -l all -d 'every host'
 complete -c tsagent -n '__tsagent_using approvals' -x -a clear -d 'close every approval window'
 complete -c tsagent -n '__tsagent_using unlock' -l passphrase-fd -x -d 'read the passphrase from this fd'
+complete -c tsagent -n '__tsagent_using lock' -l passphrase-fd -x -d 'read the lock password from this fd'
 complete -c tsagent -n '__tsagent_using add' -F
 complete -c tsagent -n '__tsagent_using add' -l save -d 'also store the keys in the vault'
 complete -c tsagent -n '__tsagent_using add' -s c -d 'ask for confirmation before each use'

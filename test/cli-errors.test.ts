@@ -302,7 +302,8 @@ describe('error messages and exit codes', () => {
       name: 'lock: extra argument',
       args: ['lock', 'now'],
       code: 2,
-      stderr: /^tsagent lock: unexpected argument now\nusage: tsagent lock\n$/,
+      stderr:
+        /^tsagent lock: unexpected argument now\nusage: tsagent lock \[--passphrase-fd N\]\n$/,
     },
     {
       name: 'unlock: wrong passphrase',

@@ -114,6 +114,11 @@ describe('publickey.ts: ssh-keygen public keys decode and re-encode byte-exact',
     );
     bad(w().string('ssh-foo\nINJECTED').toBuffer(), /^unsupported key type "ssh-foo\\nINJECTED"$/);
     bad(w().string('ssh-ed25519-cert-v01@openssh.com').toBuffer(), /certificate/);
+    // A curve name from the input is escaped: a malformed ADD cannot forge a log line.
+    bad(
+      w().string('ecdsa-sha2-p\n2026-01-01 added key\u202e').string('x').toBuffer(),
+      /^unsupported curve "p\\n2026-01-01 added key\\u\{202e\}"$/,
+    );
     assert.equal(baseKeyType('ssh-rsa-cert-v01@openssh.com'), 'ssh-rsa');
     assert.equal(blobKeyType(Buffer.alloc(2)), null);
   });

@@ -95,7 +95,10 @@ describe('unlock on demand', { skip: skipUnless([SSH_ADD, SSH_KEYGEN]) }, () => 
     const agent = await world.startAgent({ args, env: askEnv() });
     if (!args.includes('--no-unlock-prompt'))
       assert.equal((await world.status(agent)).locked, false, 'the probe unlocked on demand');
-    await world.tsagent(['lock'], { sock: agent.sock });
+    await world.tsagent(['lock', '--passphrase-fd', '3'], {
+      sock: agent.sock,
+      lines: ['a lock password'],
+    });
     assert.equal((await world.status(agent)).locked, true);
     return { agent, base: ask.calls().length };
   }
@@ -123,7 +126,15 @@ describe('unlock on demand', { skip: skipUnless([SSH_ADD, SSH_KEYGEN]) }, () => 
     assert.equal((await world.status(agent)).locked, false);
 
     // Locked again, and the prompt cancelled: every waiting request fails, one prompt.
-    assert.equal((await world.tsagent(['lock'], { sock: agent.sock })).code, 0);
+    assert.equal(
+      (
+        await world.tsagent(['lock', '--passphrase-fd', '3'], {
+          sock: agent.sock,
+          lines: ['a lock password'],
+        })
+      ).code,
+      0,
+    );
     ask.answer('', 1);
     const refused = await signAll(agent, 3);
     for (const r of refused) assert.notEqual(r.code, 0);

@@ -11,6 +11,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import { keyType, makeKey } from './fixtures/keys';
 import { SSH_ADD, SSH_KEYGEN, skipUnless } from './fixtures/run';
 import {
+  LOCK_PASS,
   NO_IDENTITIES,
   VAULT_PASS,
   VaultAgent,
@@ -108,7 +109,7 @@ describe(
       const r = await world.sshAdd(agent, ['-X'], VAULT_PASS);
       assert.equal(r.code, 0, `${r.stderr}\n${agent.log().slice(-1000)}`);
       assert.match((await world.sshAdd(agent, ['-l'])).stdout, / victim \(ED25519\)\n$/);
-      const l = await world.tsagent(['lock'], { sock: agent.sock });
+      const l = await world.lock(agent);
       assert.equal(l.code, 0, l.stderr);
     };
 
@@ -203,15 +204,15 @@ describe(
         await cliFails(['list'], why);
         await cliFails(['import', keyFile], why);
         assert.equal(fs.existsSync(vaultDir), false, 'nothing was created');
-        // With no vault to open, the owner's recovery secret opens the owner lock
-        // (memory keys only), and unlock says the vault is missing; lock again.
+        // With no vault to open, the lock password opens the lock (memory keys
+        // only), and unlock says the vault is missing; lock again.
         const u = await world.tsagent(['unlock', '--passphrase-fd', '3'], {
           sock: agent.sock,
-          lines: [VAULT_PASS],
+          lines: [LOCK_PASS],
         });
         assert.equal(u.code, 0, u.stderr);
         assert.match(u.stderr, new RegExp(`there is no vault at ${re(world.vaultPath)}`));
-        assert.equal((await world.tsagent(['lock'], { sock: agent.sock })).code, 0);
+        assert.equal((await world.lock(agent)).code, 0);
         await agentRefuses(new RegExp(`vault ${re(world.vaultPath)}: not there`));
       } finally {
         fs.renameSync(moved, vaultDir);

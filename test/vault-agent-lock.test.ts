@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { makeKey, keyType, TestKey } from './fixtures/keys';
 import { SSH_ADD, SSH_KEYGEN, skipUnless } from './fixtures/run';
 import {
+  LOCK_PASS,
   NO_IDENTITIES,
   VAULT_PASS,
   VaultAgent,
@@ -179,14 +180,14 @@ describe(
     });
 
     it('tsagent lock / tsagent unlock (and ssh-add -X after tsagent lock)', async () => {
-      let r = await world.tsagent(['lock'], { sock: agent.sock });
+      let r = await world.lock(agent);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout, 'Agent locked.\n');
       assert.deepEqual(await listed(world, agent), []);
       const st = await world.status(agent);
       assert.equal(st.locked, true);
       assert.equal(st.vaultLoaded, false);
-      r = await world.tsagent(['lock'], { sock: agent.sock });
+      r = await world.lock(agent);
       assert.equal(r.code, 1, 'already locked');
 
       r = await world.tsagent(['unlock', '--passphrase-fd', '3'], {
@@ -207,28 +208,93 @@ describe(
         [...vaultEntries(), entry(mem, mem.comment)].sort(),
       );
 
-      r = await world.tsagent(['lock'], { sock: agent.sock });
+      r = await world.lock(agent);
       assert.equal(r.code, 0, r.stderr);
       r = await world.sshAdd(agent, ['-X'], VAULT_PASS);
       assert.equal(r.code, 0, r.stderr);
       assert.equal((await listed(world, agent)).length, 3);
       assert.equal((await world.status(agent)).vaultLoaded, true);
+
+      // The lock password opens it as well (the memory key; the vault waits for its passphrase).
+      r = await world.lock(agent);
+      assert.equal(r.code, 0, r.stderr);
+      r = await world.tsagent(['unlock', '--passphrase-fd', '3'], {
+        sock: agent.sock,
+        lines: [LOCK_PASS],
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(await listed(world, agent), [entry(mem, mem.comment)]);
+      r = await world.tsagent(['unlock', '--passphrase-fd', '3'], {
+        sock: agent.sock,
+        lines: [VAULT_PASS],
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal((await listed(world, agent)).length, 3);
     });
 
-    it("an agent started with -a and no vault: tsagent unlock opens a tsagent lock with the owner's secret", async () => {
-      // No vault at the default path of this world: nothing to ask a passphrase for.
+    it('an agent without a vault: tsagent lock writes no file that unlocks it, and tsagent unlock reads none', async () => {
+      // No vault at the default path of this world: only the lock password opens the lock.
       const bare = await world.startAgent({ vault: false });
       try {
         assert.equal((await world.status(bare)).vault?.present, false);
         let r = await world.sshAdd(bare, [mem.priv]);
         assert.equal(r.code, 0, r.stderr);
-        r = await world.tsagent(['lock'], { sock: bare.sock });
+        // A file where older versions kept a recovery secret: never read.
+        fs.writeFileSync(`${bare.sock}.recovery`, `${LOCK_PASS}\n`, { mode: 0o600 });
+        r = await world.lock(bare);
         assert.equal(r.code, 0, r.stderr);
         assert.deepEqual(await listed(world, bare), []);
-        // No passphrase given (fd 3 empty, no terminal, no askpass): the recovery secret must do.
+        assert.deepEqual(fs.readdirSync(path.dirname(bare.sock)).sort(), [
+          'agent.sock',
+          'agent.sock.recovery',
+        ]);
+        // No passphrase given (fd 3 empty, no terminal, no askpass): nothing opens it.
         r = await world.tsagent(['unlock'], { sock: bare.sock });
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, /cannot ask for a passphrase/);
+        assert.deepEqual(await listed(world, bare), []);
+        r = await world.tsagent(['unlock', '--passphrase-fd', '3'], {
+          sock: bare.sock,
+          lines: ['not the lock password'],
+        });
+        assert.equal(r.code, 1);
+        assert.deepEqual(await listed(world, bare), []);
+        r = await world.tsagent(['unlock', '--passphrase-fd', '3'], {
+          sock: bare.sock,
+          lines: [LOCK_PASS],
+        });
         assert.equal(r.code, 0, r.stderr);
         assert.deepEqual(await listed(world, bare), [entry(mem, mem.comment)]);
+        // ssh-add -x's password works the same, with ssh-add -X.
+        r = await world.sshAdd(bare, ['-x'], 'typed lock');
+        assert.equal(r.code, 0, r.stderr);
+        r = await world.sshAdd(bare, ['-X'], 'typed lock');
+        assert.equal(r.code, 0, r.stderr);
+      } finally {
+        await bare.stop();
+      }
+    });
+
+    it('tsagent lock asks twice through SSH_ASKPASS and refuses a mismatch', async () => {
+      const bare = await world.startAgent({ vault: false });
+      try {
+        // An askpass that answers "one", then "two".
+        const twice = path.join(world.work, 'askpass-twice.sh');
+        const count = path.join(world.work, 'askpass-twice.count');
+        fs.rmSync(count, { force: true });
+        fs.writeFileSync(
+          twice,
+          `#!/bin/sh\necho "$1" >> '${count}'\nif [ "$(wc -l < '${count}')" -eq 1 ]; then echo one; else echo two; fi\n`,
+          { mode: 0o755 },
+        );
+        const r = await world.tsagent(['lock'], {
+          sock: bare.sock,
+          env: { SSH_ASKPASS: twice, SSH_ASKPASS_REQUIRE: 'force' },
+        });
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, /passwords do not match; the agent was not locked/);
+        assert.equal(fs.readFileSync(count, 'utf8'), 'Enter lock password: \nAgain: \n');
+        assert.equal((await world.status(bare)).locked, false);
       } finally {
         await bare.stop();
       }
@@ -250,11 +316,39 @@ describe(
         assert.equal(st.locked, true);
         assert.equal(st.vaultLoaded, false);
         assert.match(idle.log(), /agent locked: idle/);
+        // No secret that would unlock it was written beside the socket.
+        assert.deepEqual(fs.readdirSync(path.dirname(idle.sock)), ['agent.sock']);
         r = await world.sshAdd(idle, ['-X'], VAULT_PASS);
         assert.equal(r.code, 0, r.stderr);
         assert.deepEqual((await listed(world, idle)).sort(), vaultEntries());
       } finally {
         await idle.stop();
+      }
+    });
+
+    it('SIGUSR1 locks with no file that unlocks the agent; the vault passphrase opens it', async () => {
+      const sig = await world.startAgent();
+      try {
+        let r = await world.sshAdd(sig, ['-X'], VAULT_PASS);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal((await listed(world, sig)).length, 2);
+        process.kill(sig.pid, 'SIGUSR1');
+        await poll(
+          'the SIGUSR1 lock',
+          () => listed(world, sig),
+          (l) => l.length === 0,
+        );
+        assert.equal((await world.status(sig)).locked, true);
+        assert.deepEqual(fs.readdirSync(path.dirname(sig.sock)), ['agent.sock']);
+        // tsagent unlock has nothing to read instead of a passphrase.
+        r = await world.tsagent(['unlock'], { sock: sig.sock });
+        assert.equal(r.code, 1, r.stderr);
+        assert.equal((await world.status(sig)).locked, true);
+        r = await world.sshAdd(sig, ['-X'], VAULT_PASS);
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual((await listed(world, sig)).sort(), vaultEntries());
+      } finally {
+        await sig.stop();
       }
     });
   },
@@ -315,7 +409,7 @@ describe('agent with a vault: CLI changes are served live, tsagent add --save', 
   });
 
   it('while locked, vault changes load nothing; the next unlock serves them', async () => {
-    let r = await world.tsagent(['lock'], { sock: agent.sock });
+    let r = await world.lock(agent);
     assert.equal(r.code, 0, r.stderr);
     const late = await generate(world, ['-t', 'ed25519'], 'while-locked');
     // Give a watcher the time it would need, then check that nothing showed up.
@@ -471,7 +565,7 @@ describe(
     });
 
     it('the lifetime counts from each unlock: lock, unlock, and the key is back until it expires again', async () => {
-      let r = await world.tsagent(['lock'], { sock: agent.sock });
+      let r = await world.lock(agent);
       assert.equal(r.code, 0, r.stderr);
       r = await world.sshAdd(agent, ['-X'], VAULT_PASS);
       assert.equal(r.code, 0, r.stderr);

@@ -3,6 +3,7 @@
 // ssh-agent.c's parse_key_constraints / parse_dest_constraint read them. The
 // policy that applies destination constraints is destination.ts.
 
+import { quoted } from '../ssh/escape';
 import { WireError, WireReader, WireWriter } from '../ssh/wire';
 
 export const CONSTRAIN = { LIFETIME: 1, CONFIRM: 2, MAXSIGN: 3, EXTENSION: 255 } as const;
@@ -103,7 +104,7 @@ export function decodeConstraints(r: WireReader): Constraints {
       case CONSTRAIN.EXTENSION: {
         const name = r.text();
         if (name !== RESTRICT_DESTINATION)
-          throw new WireError(`unsupported constraint extension ${JSON.stringify(name)}`);
+          throw new WireError(`unsupported constraint extension ${quoted(name)}`);
         if (c.extensions.some((e) => e.name === name))
           throw new WireError(`constraint ${name} repeated`);
         const data = r.string();

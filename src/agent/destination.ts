@@ -29,6 +29,15 @@ export interface BindState {
   bindFailed?: boolean;
 }
 
+/** A connection's bind state with its defaults (no binds, none attempted). */
+export function bindStateOf(ctx: Partial<BindState> | undefined): BindState {
+  return {
+    binds: ctx?.binds ?? [],
+    bindAttempted: ctx?.bindAttempted ?? false,
+    bindFailed: ctx?.bindFailed ?? false,
+  };
+}
+
 /**
  * Does the connection count as forwarded, for every forwarding policy? Yes if
  * a bind says so, and also if any bind failed: a hostile server reached with
@@ -55,7 +64,10 @@ function matchKeyHop(key: Buffer, hop: Hop, now: bigint): boolean {
     if (!spec.isCA || !cert.signatureKey.equals(spec.key)) continue;
     // A host certificate signed by the listed CA, naming this host, valid now.
     if (cert.type !== CERT_TYPE.HOST || cert.criticalOptions.length !== 0) continue;
-    if (cert.principals.length > 0 && !cert.principals.includes(hostname)) continue;
+    // Principals are patterns (sshkey_cert_check_host with wildcard principals, as
+    // ssh-agent.c's match_key_hop asks); none at all names every host.
+    if (cert.principals.length > 0 && !cert.principals.some((p) => matchPattern(hostname, p)))
+      continue;
     if (now < cert.validAfter || now >= cert.validBefore) continue;
     return true;
   }

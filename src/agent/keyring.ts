@@ -4,6 +4,7 @@
 import type { Constraints, DestinationConstraint } from './constraints';
 import {
   BindState,
+  bindStateOf,
   checkSignDestination,
   identityPermitted,
   isForwarded,
@@ -55,11 +56,7 @@ export interface SignDetails {
   /** The user being logged in as, when the data is a userauth request of a constrained key. */
   user?: string;
   forwarded: boolean;
-  /**
-   * The data is a login to the session last bound on this connection (same
-   * session id, and host key for publickey-hostbound): only then are `hosts`
-   * where the signature goes. Otherwise they are what the connection claimed.
-   */
+  /** The data is a login to the session last bound (destination.ts loginMatchesLastBind): only then are `hosts` checked. */
   verified: boolean;
   signed?: SignedData; // what the data is (a login, SSHSIG, …): prompt and audit say it
 }
@@ -84,14 +81,6 @@ const refused = (reason: string): AddResult => ({ ok: false, reason });
 
 /** The connection facts the keyring's policy uses; anything else is the caller's. */
 export type RequestContext = Partial<BindState>;
-
-function bindState(ctx: RequestContext | undefined): BindState {
-  return {
-    binds: ctx?.binds ?? [],
-    bindAttempted: ctx?.bindAttempted ?? false,
-    bindFailed: ctx?.bindFailed ?? false,
-  };
-}
 
 export interface KeyringOptions<C> {
   /** Default lifetime (seconds) for identities added without one (ssh-agent -t). */
@@ -164,7 +153,7 @@ export class Keyring<C extends RequestContext = RequestContext> implements Serve
   list(ctx?: RequestContext): Identity[] {
     if (this.locked) return [];
     this.reap();
-    const state = bindState(ctx);
+    const state = bindStateOf(ctx);
     return [...this.entries.values()]
       .filter((e) => identityPermitted(e.destinations, state, null).ok)
       .map((e) => ({ keyBlob: e.key.publicBlob, comment: e.comment }));
@@ -189,7 +178,7 @@ export class Keyring<C extends RequestContext = RequestContext> implements Serve
     if (constraints.maxSign !== undefined) return refused('maxsign is only for XMSS keys');
     const id = key.publicBlob.toString('base64');
     const existing = this.entries.get(id);
-    if (existing && !identityPermitted(existing.destinations, bindState(opts.ctx), null).ok)
+    if (existing && !identityPermitted(existing.destinations, bindStateOf(opts.ctx), null).ok)
       return refused('identity not visible to this connection');
     const limit = this.opts.maxIdentities ?? 10000;
     this.reap();
@@ -226,7 +215,7 @@ export class Keyring<C extends RequestContext = RequestContext> implements Serve
     const id = blob.toString('base64');
     const e = this.entries.get(id);
     // An identity this connection may not see, it may not remove either.
-    if (!e || !identityPermitted(e.destinations, bindState(ctx), null).ok) return false;
+    if (!e || !identityPermitted(e.destinations, bindStateOf(ctx), null).ok) return false;
     if (e.fromVault) this.removedFromVault.add(id);
     return this.drop(id);
   }
@@ -250,7 +239,7 @@ export class Keyring<C extends RequestContext = RequestContext> implements Serve
   async sign(blob: Buffer, data: Buffer, flags: number, context: C): Promise<SignResult> {
     const entry = this.find(blob);
     if (!entry) return { ok: false, reason: this.locked ? 'locked' : 'unknown-key' };
-    const state = bindState(context);
+    const state = bindStateOf(context);
     const forwarded = isForwarded(state);
     const dest = checkSignDestination(entry.destinations, state, blob, data);
     if (!dest.ok) return { ok: false, reason: 'destination', detail: dest.reason, entry };

@@ -8,6 +8,8 @@ import * as crypto from 'node:crypto';
 import { SIGN_FLAG } from './protocol';
 import { PrivateKey } from '../ssh/privatekey';
 import { encodeSignature } from '../ssh/signature';
+import { MLDSA_KEY_TYPE, compositeMessage } from '../ssh/mldsa';
+import { signMlDsaInWorker } from './sign-worker';
 
 /** Which signature algorithm a request gets, following OpenSSH's ssh-agent. */
 export function signatureAlgorithm(
@@ -16,6 +18,8 @@ export function signatureAlgorithm(
 ): { name: string; hash: string | null } {
   if (key.algorithm === 'ed25519') return { name: 'ssh-ed25519', hash: null };
   if (key.algorithm === 'ecdsa') return { name: key.curve.keyType, hash: key.curve.hash };
+  if (key.algorithm === 'dsa') return { name: 'ssh-dss', hash: 'sha1' };
+  if (key.algorithm === 'mldsa44-ed25519') return { name: MLDSA_KEY_TYPE, hash: null };
   if (flags & SIGN_FLAG.RSA_SHA2_256) return { name: 'rsa-sha2-256', hash: 'sha256' };
   if (flags & SIGN_FLAG.RSA_SHA2_512) return { name: 'rsa-sha2-512', hash: 'sha512' };
   return { name: 'ssh-rsa', hash: 'sha1' };
@@ -40,10 +44,29 @@ function signOnLoop(key: PrivateKey, data: Buffer): boolean {
   return true;
 }
 
+/**
+ * The composite signature: ML-DSA-44 in the worker thread while Node signs the
+ * Ed25519 half, both over M' (see ssh/mldsa.ts).
+ */
+async function signComposite(
+  key: Extract<PrivateKey, { algorithm: 'mldsa44-ed25519' }>,
+  data: Buffer,
+): Promise<Buffer> {
+  const m = compositeMessage(data);
+  const ml = signMlDsaInWorker(key.mlDsaSecret, m);
+  const ed = crypto.sign(null, m, key.keyObject);
+  return encodeSignature(MLDSA_KEY_TYPE, Buffer.concat([await ml, ed]), false);
+}
+
 /** Sign `data`; resolves to the SSH signature blob. Slow signatures run off the event loop. */
 export function sign(key: PrivateKey, data: Buffer, flags: number): Promise<Buffer> {
+  if (key.algorithm === 'mldsa44-ed25519') return signComposite(key, data);
   const { name, hash } = signatureAlgorithm(key, flags);
-  const opts: crypto.SignKeyObjectInput = { key: key.keyObject };
+  // DSA signatures are r || s of 20 bytes each (RFC 4253 §6.6): P1363, not DER.
+  const opts: crypto.SignKeyObjectInput = {
+    key: key.keyObject,
+    dsaEncoding: key.algorithm === 'dsa' ? 'ieee-p1363' : undefined,
+  };
   const der = key.algorithm === 'ecdsa';
   if (signOnLoop(key, data)) {
     try {

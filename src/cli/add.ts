@@ -8,6 +8,7 @@ import type { Constraints } from '../agent/protocol';
 import type { ImportedKey } from '../vault/keyfile';
 import { agentSocket } from '../daemon/paths';
 import { errorMessage } from '../ssh/error';
+import { escapeText } from '../ssh/escape';
 import { UsageError } from './errors';
 import { parseLifetime } from './options';
 import { PassphraseReader } from './passphrase';
@@ -117,10 +118,12 @@ export async function runAdd(argv: string[]): Promise<number> {
         constraints,
       });
       if (r.type !== 'success') {
-        process.stderr.write(`tsagent add: the agent refused ${k.comment} (locked?)\n`);
+        process.stderr.write(`tsagent add: the agent refused ${escapeText(k.comment)} (locked?)\n`);
         return 1;
       }
-      process.stderr.write(`Identity added: ${k.comment} (${fingerprint(k.publicBlob)})\n`);
+      process.stderr.write(
+        `Identity added: ${escapeText(k.comment)} (${fingerprint(k.publicBlob)})\n`,
+      );
     }
   } finally {
     client.close();
@@ -138,9 +141,11 @@ export async function runAdd(argv: string[]): Promise<number> {
         lifetime: o.lifetime,
       });
       for (const id of added)
-        process.stderr.write(`Saved in the vault: ${id.comment} (${fingerprint(id.publicBlob)})\n`);
+        process.stderr.write(
+          `Saved in the vault: ${escapeText(id.comment)} (${fingerprint(id.publicBlob)})\n`,
+        );
       for (const s of skipped)
-        process.stderr.write(`Already in the vault: ${s.existing.comment}\n`);
+        process.stderr.write(`Already in the vault: ${escapeText(s.existing.comment)}\n`);
     } finally {
       vault.lock();
     }

@@ -1,12 +1,11 @@
 // `tsagent status`, `tsagent lock`, `tsagent unlock`: talking to the running
 // agent through its socket, with tsagent's own extension requests.
 
-import * as fs from 'node:fs';
 import { AgentClient } from '../agent/client';
 import { fingerprint } from '../ssh/fingerprint';
 import type { Response } from '../agent/protocol';
 import { AgentStatus, decodeStatus, EXT } from '../daemon/control-protocol';
-import { agentSocket, recoveryCandidates } from '../daemon/paths';
+import { agentSocket } from '../daemon/paths';
 import { errorMessage } from '../ssh/error';
 import { escapeText } from '../ssh/escape';
 import { CliError } from './errors';
@@ -202,13 +201,30 @@ export async function runApprovals(argv: string[]): Promise<number> {
   }
 }
 
-/** `tsagent lock`: lock now; the vault passphrase (or the owner's recovery secret) unlocks. */
-export async function runLock(argv: string[]): Promise<number> {
-  if (helpAsked(argv, 'usage: tsagent lock')) return 0;
-  if (argv.length) {
-    process.stderr.write(`tsagent lock: unexpected argument ${argv[0]}\nusage: tsagent lock\n`);
-    return 2;
+/** `[--passphrase-fd N]`, the only option of lock and unlock; null after printing the usage. */
+function passphraseFdArg(name: string, argv: string[]): { fd?: number } | null {
+  let fd: number | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--passphrase-fd' && /^\d+$/.test(argv[i + 1] ?? '')) fd = Number(argv[++i]);
+    else {
+      process.stderr.write(
+        `tsagent ${name}: unexpected argument ${argv[i]}\nusage: tsagent ${name} [--passphrase-fd N]\n`,
+      );
+      return null;
+    }
   }
+  return { fd };
+}
+
+/**
+ * `tsagent lock [--passphrase-fd N]`: lock with a passphrase, as `ssh-add -x`
+ * (asked twice on a terminal or through SSH_ASKPASS, one line from a
+ * descriptor). That passphrase unlocks it, and so does the vault's.
+ */
+export async function runLock(argv: string[]): Promise<number> {
+  if (helpAsked(argv, 'usage: tsagent lock [--passphrase-fd N]')) return 0;
+  const args = passphraseFdArg('lock', argv);
+  if (!args) return 2;
   const c = await connect();
   if (!c) {
     process.stderr.write(
@@ -217,31 +233,34 @@ export async function runLock(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    const r = await extension(c, EXT.lock);
-    if (r.type === 'success') {
-      process.stdout.write('Agent locked.\n');
-      return 0;
+    const { PassphraseReader } = require('./passphrase') as typeof import('./passphrase');
+    const reader = new PassphraseReader({ fd: args.fd });
+    const pass = await reader.ask('Enter lock password: ');
+    try {
+      if (reader.source !== 'fd') {
+        const again = await reader.ask('Again: ');
+        const same = again.equals(pass);
+        again.fill(0);
+        if (!same) {
+          process.stderr.write(
+            'tsagent lock: the passwords do not match; the agent was not locked\n',
+          );
+          return 1;
+        }
+      }
+      const r = await c.request({ type: 'lock', passphrase: pass });
+      if (r.type === 'success') {
+        process.stdout.write('Agent locked.\n');
+        return 0;
+      }
+      process.stderr.write('tsagent lock: the agent refused (already locked?)\n');
+      return 1;
+    } finally {
+      pass.fill(0);
     }
-    process.stderr.write(
-      'tsagent lock: the agent refused (already locked, or not tsagent: use ssh-add -x)\n',
-    );
-    return 1;
   } finally {
     c.close();
   }
-}
-
-/** The owner lock's secret, where the agent put it (src/daemon/paths.ts recoveryPath). */
-function readRecovery(): Buffer | null {
-  for (const file of recoveryCandidates(agentSocket())) {
-    try {
-      const text = fs.readFileSync(file, 'utf8').trim();
-      if (text) return Buffer.from(text);
-    } catch {
-      // Not this one.
-    }
-  }
-  return null;
 }
 
 const noVault = (p: string) => `there is no vault at ${p} (tsagent vault init creates one)`;
@@ -262,16 +281,8 @@ function unlockFailure(vault: AgentStatus['vault']): string {
 /** `tsagent unlock [--passphrase-fd N]`: unlock the agent and load the vault's keys. */
 export async function runUnlock(argv: string[]): Promise<number> {
   if (helpAsked(argv, 'usage: tsagent unlock [--passphrase-fd N]')) return 0;
-  let fd: number | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--passphrase-fd' && /^\d+$/.test(argv[i + 1] ?? '')) fd = Number(argv[++i]);
-    else {
-      process.stderr.write(
-        `tsagent unlock: unexpected argument ${argv[i]}\nusage: tsagent unlock [--passphrase-fd N]\n`,
-      );
-      return 2;
-    }
-  }
+  const args = passphraseFdArg('unlock', argv);
+  if (!args) return 2;
   const c = await connect();
   if (!c) {
     process.stderr.write(
@@ -280,20 +291,12 @@ export async function runUnlock(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    let st = await fetchStatus(c);
+    const st = await fetchStatus(c);
     if ('foreign' in st) {
       process.stderr.write('tsagent unlock: this agent is not tsagent: use ssh-add -X\n');
       return 1;
     }
-    // Locked for safety or by SIGUSR1, and no vault to open: the owner's recovery
-    // secret opens it without typing. With a vault, its passphrase opens both.
-    const recovery = st.locked && !st.vault?.present ? readRecovery() : null;
-    if (
-      recovery &&
-      (await c.request({ type: 'unlock', passphrase: recovery })).type === 'success'
-    ) {
-      st = (await fetchStatus(c)) as AgentStatus;
-    }
+    // Nothing unlocks without a passphrase: the lock's (tsagent lock, ssh-add -x) or the vault's.
     const needVault = st.vault?.present && !st.vaultLoaded;
     if (!st.locked && !needVault) {
       process.stdout.write('Agent unlocked.\n');
@@ -302,8 +305,10 @@ export async function runUnlock(argv: string[]): Promise<number> {
       return 0;
     }
     const { PassphraseReader } = require('./passphrase') as typeof import('./passphrase');
-    const pass = await new PassphraseReader({ fd }).ask(
-      `Enter passphrase for vault ${st.vault?.path ?? ''}: `,
+    const pass = await new PassphraseReader({ fd: args.fd }).ask(
+      st.locked && !st.vault?.present
+        ? 'Enter lock password: '
+        : `Enter passphrase for vault ${st.vault?.path ?? ''}${st.locked ? ' (or the lock password)' : ''}: `,
     );
     try {
       const r = st.locked
@@ -311,6 +316,8 @@ export async function runUnlock(argv: string[]): Promise<number> {
         : await extension(c, EXT.vaultUnlock, pass);
       if (r.type === 'success') {
         process.stdout.write('Agent unlocked.\n');
+        if (st.vault && !st.vault.present)
+          process.stderr.write(`tsagent unlock: ${noVault(st.vault.path)}\n`);
         return 0;
       }
       // The agent only says no: tell an unusable vault (damage, modes) from a wrong passphrase.

@@ -29,11 +29,10 @@ function fail(e: unknown): number {
   return typeof code === 'number' ? code : 1;
 }
 
-/** -d: every line escaped, so nothing a client sent can forge a line or reach the terminal raw. */
+/** -d: one line per message, escaped, so nothing a client sent can forge a line or reach the terminal raw. */
 function debugLog(msg: string): void {
   const { escapeText } = require('../ssh/escape') as typeof import('../ssh/escape');
-  for (const line of msg.split('\n'))
-    process.stderr.write(`tsagent[${process.pid}]: ${escapeText(line)}\n`);
+  process.stderr.write(`tsagent[${process.pid}]: ${escapeText(msg)}\n`);
 }
 
 async function runCommand(o: AgentOptions): Promise<number> {

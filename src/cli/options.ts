@@ -63,7 +63,7 @@ Commands:
   tsagent add [--save] [-c] [-t life] file ...
                          add keys as ssh-add does; --save also stores them in the vault
   tsagent unlock         unlock the agent and load the vault's keys
-  tsagent lock           lock the agent (the vault passphrase unlocks)
+  tsagent lock           lock the agent with a password, as ssh-add -x (it or the vault passphrase unlocks)
   tsagent approvals clear
                          close every approval window (--confirm-window)
   tsagent hosts [forget host|--all]

@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { errorMessage } from '../ssh/error';
+import { escapeText } from '../ssh/escape';
 import { DEFAULT_KDF, KdfParams, kdfParamsProblem } from '../vault/kdf';
 import { FORMAT_VERSION, VaultError, VaultIdentity } from '../vault/format';
 import { ImportedKey, KeyFileError, parseKeyFile } from '../vault/keyfile';
@@ -122,7 +123,7 @@ function describeIdentity(id: VaultIdentity): string {
   ]
     .filter(Boolean)
     .join(' ');
-  return `${keyBits(id)} ${fingerprint(id.publicBlob)} ${id.comment || '(no comment)'} (${keyLabel(id.keyType)})${defaults ? ' ' + defaults : ''}`;
+  return `${keyBits(id)} ${fingerprint(id.publicBlob)} ${id.comment ? escapeText(id.comment) : '(no comment)'} (${keyLabel(id.keyType)})${defaults ? ' ' + defaults : ''}`;
 }
 
 export async function cmdInit(
@@ -188,10 +189,10 @@ export async function cmdImport(
     const { added, skipped } = vault.add(keys, { confirm: opts.confirm, lifetime });
     for (const s of skipped)
       ctx.note(
-        `Already in the vault: ${s.key.comment} (${fingerprint(s.key.publicBlob)}) as "${s.existing.comment}"`,
+        `Already in the vault: ${escapeText(s.key.comment)} (${fingerprint(s.key.publicBlob)}) as "${escapeText(s.existing.comment)}"`,
       );
     for (const id of added)
-      ctx.note(`Identity added: ${id.comment} (${fingerprint(id.publicBlob)})`);
+      ctx.note(`Identity added: ${escapeText(id.comment)} (${fingerprint(id.publicBlob)})`);
   } finally {
     vault.lock();
   }
@@ -253,7 +254,7 @@ export async function cmdRemove(ctx: Context, name: string) {
   const vault = await unlock(ctx);
   try {
     const gone = vault.remove(name);
-    ctx.note(`Identity removed: ${gone.comment} (${fingerprint(gone.publicBlob)})`);
+    ctx.note(`Identity removed: ${escapeText(gone.comment)} (${fingerprint(gone.publicBlob)})`);
   } finally {
     vault.lock();
   }
@@ -263,7 +264,7 @@ export async function cmdRename(ctx: Context, oldName: string, newName: string) 
   const vault = await unlock(ctx);
   try {
     const renamed = vault.rename(oldName, newName);
-    ctx.note(`Renamed ${fingerprint(renamed.publicBlob)} to "${renamed.comment}"`);
+    ctx.note(`Renamed ${fingerprint(renamed.publicBlob)} to "${escapeText(renamed.comment)}"`);
   } finally {
     vault.lock();
   }
@@ -367,7 +368,7 @@ export async function cmdVerify(ctx: Context) {
         if (err instanceof KeyFormatError)
           throw new VaultError(
             'DAMAGED',
-            `key ${id.comment} (${fingerprint(id.publicBlob)}) in ${ctx.file.path} is unusable: ${err.message}`,
+            `key ${escapeText(id.comment)} (${fingerprint(id.publicBlob)}) in ${ctx.file.path} is unusable: ${err.message}`,
           );
         throw err;
       }

@@ -5,8 +5,6 @@
 export const EXT = {
   /** Contents: none. Reply: EXTENSION_RESPONSE with the AgentStatus as UTF-8 JSON. */
   status: 'status@tsagent',
-  /** Contents: none. Reply: SUCCESS once locked, FAILURE if it was locked already. */
-  lock: 'lock@tsagent',
   /** Contents: the vault passphrase. Reply: SUCCESS if it opened the vault. */
   vaultUnlock: 'vault-unlock@tsagent',
   /** Contents: none. Reply: SUCCESS once every approval window is closed. */

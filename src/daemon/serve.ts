@@ -23,7 +23,6 @@ import { isForwarded } from '../agent/destination';
 import { escapeText } from '../ssh/escape';
 import { listenTarget } from './activation';
 import { startupDone } from './memory';
-import { recoveryPath } from './paths';
 import { auditRecord, confirmPrompt, refusedChangeRecord } from './prompt';
 import { agentStatus, statusHost } from './status';
 import { VaultBridge } from './vault-bridge';
@@ -103,11 +102,11 @@ export async function serveAgent(
   const resetIdle = () => {
     if (!cfg.lockAfter) return;
     clearTimeout(idleTimer);
+    // As SIGUSR1: keys held only in memory go, the vault locks; its passphrase brings keys back.
     idleTimer = setTimeout(() => void server.lockForOwner('idle'), cfg.lockAfter * 1000);
     idleTimer.unref();
   };
   const { paths } = cfg;
-  const recoveryFile = recoveryPath(paths);
   const startedAt = Date.now();
   const server: AgentServer = new AgentServer(keyring, {
     log,
@@ -128,9 +127,6 @@ export async function serveAgent(
             knownHosts,
           }),
         ),
-      }),
-      [EXT.lock]: async (): Promise<Response> => ({
-        type: (await server.lockForOwner('tsagent lock')) ? 'success' : 'failure',
       }),
       [EXT.approvalsClear]: async (): Promise<Response> => {
         approvals.windows.clear();
@@ -214,7 +210,6 @@ export async function serveAgent(
         // Already gone.
       }
       if (paths.pidFile) fs.rmSync(paths.pidFile, { force: true });
-      fs.rmSync(recoveryFile, { force: true });
       if (paths.removeDir && paths.dir) {
         try {
           fs.rmdirSync(paths.dir);
@@ -228,7 +223,8 @@ export async function serveAgent(
     log(`internal error (agent keeps serving): ${e.stack ?? e}`),
   );
   process.on('unhandledRejection', (e) => log(`internal error (agent keeps serving): ${e}`));
-  // A screen locker or suspend hook locks the agent with `kill -USR1 PID`.
+  // A screen locker or suspend hook locks the agent with `kill -USR1 PID` (no secret is
+  // written anywhere: only the vault passphrase brings keys back, as in OpenSSH 10).
   process.on('SIGUSR1', () => void server.lockForOwner('SIGUSR1'));
   for (const sig of signals) {
     process.on(sig, () => {

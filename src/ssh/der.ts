@@ -78,3 +78,37 @@ export class DerBuilder {
     this.made.length = 0;
   }
 }
+
+/** One TLV read from DER: its tag and contents (a view into the input). */
+export interface DerItem {
+  tag: number;
+  body: Buffer;
+}
+
+/** Read the TLVs of a DER buffer in order (definite lengths only, as DER requires). */
+export class DerReader {
+  private off = 0;
+  constructor(private readonly buf: Buffer) {}
+
+  next(expectedTag: number): Buffer {
+    const tag = this.buf[this.off++];
+    if (tag !== expectedTag) throw new Error(`DER: tag ${tag} where ${expectedTag} was expected`);
+    let len = this.buf[this.off++];
+    if (len & 0x80) {
+      const n = len & 0x7f;
+      if (n === 0 || n > 4) throw new Error('DER: unsupported length');
+      len = 0;
+      for (let i = 0; i < n; i++) len = len * 256 + this.buf[this.off++];
+    }
+    if (this.off + len > this.buf.length) throw new Error('DER: truncated');
+    const body = this.buf.subarray(this.off, this.off + len);
+    this.off += len;
+    return body;
+  }
+
+  /** A non-negative INTEGER's magnitude (the sign byte dropped). */
+  integer(): Buffer {
+    const b = this.next(0x02);
+    return b.length > 1 && b[0] === 0 ? b.subarray(1) : b;
+  }
+}

@@ -37,3 +37,8 @@ export function escapeText(text: string | Uint8Array): string {
     return out;
   }
 }
+
+/** A name from the input, quoted and escaped for an error or log message (never raw). */
+export function quoted(name: string | Uint8Array): string {
+  return `"${escapeText(name)}"`;
+}

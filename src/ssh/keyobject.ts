@@ -7,6 +7,12 @@
 import * as crypto from 'node:crypto';
 import { Curve } from './curves';
 import { DerBuilder } from './der';
+import {
+  COMPOSITE_PUBLIC_LENGTH,
+  COMPOSITE_SECRET_LENGTH,
+  MLDSA_PUBLIC_LENGTH,
+  mlDsaKeyPair,
+} from './mldsa';
 import { PublicParts, magnitudeBits } from './publickey';
 import { WireError } from './wire';
 
@@ -193,8 +199,72 @@ export function rsaKey(e: Buffer, n: Buffer, dBuf: Buffer, p: Buffer, q: Buffer)
   }
 }
 
+type DsaParts = Extract<PublicParts, { algorithm: 'dsa' }>;
+
+/** FIPS 186 Dss-Parms / SubjectPublicKeyInfo parts as DER. */
+function dsaParams(der: DerBuilder, k: DsaParts): Buffer {
+  return der.sequence(
+    der.oid(OID.dsa),
+    der.sequence(der.integer(k.p), der.integer(k.q), der.integer(k.g)),
+  );
+}
+
+export function dsaKey(pub: DsaParts, x: Buffer): crypto.KeyObject {
+  const [P, Q, G] = [big(pub.p), big(pub.q), big(pub.g)];
+  const X = big(x);
+  if (X <= 0n || X >= Q) throw new WireError('invalid DSA private key');
+  if (G <= 1n || G >= P) throw new WireError('invalid DSA generator');
+  // PKCS#8 PrivateKeyInfo { version 0, { id-dsa, Dss-Parms }, OCTET STRING { INTEGER x } }
+  const der = new DerBuilder();
+  const encoded = der.sequence(
+    der.integer(Buffer.of(0)),
+    dsaParams(der, pub),
+    der.octets(der.integer(x)),
+  );
+  let key: crypto.KeyObject;
+  try {
+    key = importPrivate(der, encoded, 'pkcs8');
+  } catch {
+    throw new WireError('invalid DSA key');
+  }
+  // OpenSSL derives y = g^x mod p on import: it must be the y of the public half.
+  const spki = crypto.createPublicKey(key).export({ format: 'der', type: 'spki' });
+  const check = new DerBuilder();
+  const expected = check.sequence(dsaParams(check, pub), check.bits(check.integer(pub.y)));
+  if (!spki.equals(expected)) throw new WireError('DSA private key does not match public');
+  return key;
+}
+
+/**
+ * The two halves of an ssh-mldsa44-ed25519 private key: Node's Ed25519 key and
+ * noble's expanded ML-DSA-44 secret key, each checked against its public half.
+ */
+export function mlDsaEd25519Key(
+  pk: Buffer,
+  sk: Buffer,
+): { keyObject: crypto.KeyObject; mlDsaSecret: Uint8Array } {
+  if (pk.length !== COMPOSITE_PUBLIC_LENGTH || sk.length !== COMPOSITE_SECRET_LENGTH)
+    throw new WireError('bad ML-DSA-44+Ed25519 key lengths');
+  const edPk = pk.subarray(MLDSA_PUBLIC_LENGTH);
+  const edSk = Buffer.concat([sk.subarray(32), edPk]);
+  let keyObject: crypto.KeyObject;
+  try {
+    keyObject = ed25519Key(edPk, edSk);
+  } finally {
+    edSk.fill(0);
+  }
+  const { publicKey, secretKey } = mlDsaKeyPair(sk.subarray(0, 32));
+  if (!Buffer.from(publicKey).equals(pk.subarray(0, MLDSA_PUBLIC_LENGTH))) {
+    secretKey.fill(0);
+    throw new WireError('ML-DSA-44 private key does not match public');
+  }
+  return { keyObject, mlDsaSecret: secretKey };
+}
+
 /** A public KeyObject from a key's public parts (SPKI / PKCS#1 DER; nothing secret to wipe). */
-export function publicKeyObject(pub: PublicParts): crypto.KeyObject {
+export function publicKeyObject(
+  pub: Exclude<PublicParts, { algorithm: 'mldsa44-ed25519' }>,
+): crypto.KeyObject {
   const der = new DerBuilder();
   if (pub.algorithm === 'ed25519') {
     const spki = der.sequence(der.sequence(der.oid(OID.ed25519)), der.bits(pub.pk));
@@ -203,6 +273,10 @@ export function publicKeyObject(pub: PublicParts): crypto.KeyObject {
   if (pub.algorithm === 'ecdsa') {
     const alg = der.sequence(der.oid(OID.ecPublicKey), der.oid(pub.curve.oid));
     const spki = der.sequence(alg, der.bits(pub.q));
+    return crypto.createPublicKey({ key: spki, format: 'der', type: 'spki' });
+  }
+  if (pub.algorithm === 'dsa') {
+    const spki = der.sequence(dsaParams(der, pub), der.bits(der.integer(pub.y)));
     return crypto.createPublicKey({ key: spki, format: 'der', type: 'spki' });
   }
   return crypto.createPublicKey({ key: rsaPublicDer(pub.e, pub.n), format: 'der', type: 'pkcs1' });

@@ -4,12 +4,15 @@
 //   ssh-ed25519:          string pk(32), string sk(64 = seed || pk)
 //   ecdsa-sha2-nistpNNN:  string curve, string Q (0x04 || X || Y), mpint d
 //   ssh-rsa:              mpint n, mpint e, mpint d, mpint iqmp, mpint p, mpint q
+//   ssh-dss:              mpint p, mpint q, mpint g, mpint y, mpint x
+//   ssh-mldsa44-ed25519@openssh.com: string pk(1344), string sk(64 = ML-DSA seed || Ed25519 seed)
+//     (its certificate form has no pk: string certificate, string sk, as OpenSSH 10.5 sends it)
 //   *-cert-v01@openssh.com: string certificate, then the private half only.
 
 import type { KeyObject } from 'node:crypto';
 import { Curve } from './curves';
 import { readCertificate } from './certificate';
-import { ecdsaKey, ed25519Key, rsaKey } from './keyobject';
+import { dsaKey, ecdsaKey, ed25519Key, mlDsaEd25519Key, rsaKey } from './keyobject';
 import {
   PublicParts,
   baseKeyType,
@@ -33,7 +36,10 @@ interface KeyCommon {
 export type PrivateKey =
   | (KeyCommon & { readonly algorithm: 'ed25519' })
   | (KeyCommon & { readonly algorithm: 'ecdsa'; readonly curve: Curve })
-  | (KeyCommon & { readonly algorithm: 'rsa' });
+  | (KeyCommon & { readonly algorithm: 'rsa' })
+  | (KeyCommon & { readonly algorithm: 'dsa' })
+  /** keyObject is the Ed25519 half; the ML-DSA-44 half is signed with by noble. */
+  | (KeyCommon & { readonly algorithm: 'mldsa44-ed25519'; readonly mlDsaSecret: Uint8Array });
 
 /** In ADD_IDENTITY, RSA's public fields come as n, e (not e, n as in the public blob). */
 function readPublicPartsForAdd(r: WireReader, base: string): PublicParts {
@@ -72,6 +78,12 @@ export function readPrivateKey(r: WireReader, keyType: string): PrivateKey {
     const keyObject = ecdsaKey(pub.curve, pub.q, r.mpint());
     return { ...common, algorithm: 'ecdsa', curve: pub.curve, keyObject };
   }
+  if (pub.algorithm === 'mldsa44-ed25519') {
+    const { keyObject, mlDsaSecret } = mlDsaEd25519Key(pub.pk, r.string());
+    return { ...common, algorithm: 'mldsa44-ed25519', keyObject, mlDsaSecret };
+  }
+  if (pub.algorithm === 'dsa')
+    return { ...common, algorithm: 'dsa', keyObject: dsaKey(pub, r.mpint()) };
   const d = r.mpint();
   r.mpint(); // iqmp: recomputed from p and q rather than trusted
   const p = r.mpint();

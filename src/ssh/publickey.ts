@@ -3,31 +3,42 @@
 // carry the same parts after their nonce; see certificate.ts.
 
 import { Curve, curveBySshName } from './curves';
-import { escapeText } from './escape';
+import { quoted } from './escape';
+import { COMPOSITE_PUBLIC_LENGTH, MLDSA_KEY_TYPE } from './mldsa';
 import { WireError, WireReader, WireWriter } from './wire';
 
 /** The public half of a key, as its blob (or a certificate) carries it. */
 export type PublicParts =
   | { algorithm: 'ed25519'; pk: Buffer }
   | { algorithm: 'ecdsa'; curve: Curve; q: Buffer }
-  | { algorithm: 'rsa'; e: Buffer; n: Buffer };
+  | { algorithm: 'rsa'; e: Buffer; n: Buffer }
+  | { algorithm: 'dsa'; p: Buffer; q: Buffer; g: Buffer; y: Buffer }
+  /** ssh-mldsa44-ed25519@openssh.com: pk = ML-DSA-44 public key || Ed25519 public key. */
+  | { algorithm: 'mldsa44-ed25519'; pk: Buffer };
 
 export type Algorithm = PublicParts['algorithm'];
 
 export const CERT_SUFFIX = '-cert-v01@openssh.com';
 
-/** Strip the certificate suffix: `ssh-rsa-cert-v01@openssh.com` → `ssh-rsa`. */
+/** Plain key types named in OpenSSH's domain: their certificate types drop the `@openssh.com`. */
+const OPENSSH_DOMAIN_TYPES = new Set([
+  MLDSA_KEY_TYPE,
+  'sk-ssh-ed25519@openssh.com',
+  'sk-ecdsa-sha2-nistp256@openssh.com',
+]);
+
+/**
+ * The plain key type of a certificate type: `ssh-rsa-cert-v01@openssh.com` →
+ * `ssh-rsa`, `ssh-mldsa44-ed25519-cert-v01@openssh.com` → `ssh-mldsa44-ed25519@openssh.com`.
+ */
 export function baseKeyType(keyType: string): string {
-  return keyType.endsWith(CERT_SUFFIX) ? keyType.slice(0, -CERT_SUFFIX.length) : keyType;
+  if (!keyType.endsWith(CERT_SUFFIX)) return keyType;
+  const stem = keyType.slice(0, -CERT_SUFFIX.length);
+  return OPENSSH_DOMAIN_TYPES.has(`${stem}@openssh.com`) ? `${stem}@openssh.com` : stem;
 }
 
 export function isCertificateType(keyType: string): boolean {
   return keyType.endsWith(CERT_SUFFIX);
-}
-
-/** A name from the input, quoted and escaped for an error message (never raw in a log line). */
-export function quoted(name: string): string {
-  return `"${escapeText(name)}"`;
 }
 
 /** Read the public parts of a key of type `base` (a plain key type, not a certificate's). */
@@ -52,13 +63,36 @@ export function readPublicParts(r: WireReader, base: string): PublicParts {
     const n = r.mpint();
     return { algorithm: 'rsa', e, n };
   }
+  if (base === 'ssh-dss') return readDsaParts(r);
+  if (base === MLDSA_KEY_TYPE) {
+    const pk = r.string();
+    if (pk.length !== COMPOSITE_PUBLIC_LENGTH)
+      throw new WireError(`ML-DSA-44+Ed25519 public key must be ${COMPOSITE_PUBLIC_LENGTH} bytes`);
+    return { algorithm: 'mldsa44-ed25519', pk };
+  }
   throw new WireError(`unsupported key type ${quoted(base)}`);
+}
+
+/**
+ * ssh-dss (RFC 4253 §6.6): mpint p, q, g, y. As OpenSSH 9.2 (ssh-dss.c,
+ * sshkey.c): q of 160 bits, so signatures are r || s of 20 bytes each, and p of
+ * 1024 bits, the only size ssh-keygen makes.
+ */
+function readDsaParts(r: WireReader): PublicParts {
+  const p = r.mpint();
+  const q = r.mpint();
+  const g = r.mpint();
+  const y = r.mpint();
+  if (magnitudeBits(q) !== 160) throw new WireError('DSA q must be 160 bits');
+  if (magnitudeBits(p) !== 1024) throw new WireError('DSA p must be 1024 bits');
+  return { algorithm: 'dsa', p, q, g, y };
 }
 
 /** Write the public parts as a public blob's body (after the key type). */
 export function writePublicParts(w: WireWriter, p: PublicParts): WireWriter {
-  if (p.algorithm === 'ed25519') return w.string(p.pk);
+  if (p.algorithm === 'ed25519' || p.algorithm === 'mldsa44-ed25519') return w.string(p.pk);
   if (p.algorithm === 'ecdsa') return w.string(p.curve.ssh).string(p.q);
+  if (p.algorithm === 'dsa') return w.mpint(p.p).mpint(p.q).mpint(p.g).mpint(p.y);
   return w.mpint(p.e).mpint(p.n);
 }
 
@@ -88,8 +122,10 @@ export function blobKeyType(blob: Buffer): string | null {
 
 /** Key size in bits as ssh-keygen -l reports it. */
 export function publicBits(p: PublicParts): number {
-  if (p.algorithm === 'ed25519') return 256;
+  // OpenSSH's keybits for both (ssh-ed25519.c, ssh-mldsa.c).
+  if (p.algorithm === 'ed25519' || p.algorithm === 'mldsa44-ed25519') return 256;
   if (p.algorithm === 'ecdsa') return p.curve.bits;
+  if (p.algorithm === 'dsa') return magnitudeBits(p.p);
   return magnitudeBits(p.n);
 }
 

@@ -5,6 +5,7 @@
 import * as crypto from 'node:crypto';
 import { readCertificate, parseCertificate } from './certificate';
 import { padTo, publicKeyObject } from './keyobject';
+import { MLDSA_KEY_TYPE, verifyComposite } from './mldsa';
 import { PublicParts, isCertificateType, readPublicParts } from './publickey';
 import { WireError, WireReader, WireWriter } from './wire';
 
@@ -81,6 +82,14 @@ function verifyParts(pub: PublicParts, sigName: string, sig: Buffer, data: Buffe
     rs.end();
     const key = publicKeyObject(pub);
     return crypto.verify(pub.curve.hash, data, { key, dsaEncoding: 'ieee-p1363' }, raw);
+  }
+  if (pub.algorithm === 'mldsa44-ed25519')
+    return sigName === MLDSA_KEY_TYPE && verifyComposite(pub.pk, data, sig);
+  if (pub.algorithm === 'dsa') {
+    // RFC 4253 §6.6: r || s, 20 bytes each, over SHA-1 (OpenSSH's ssh_dss_verify).
+    if (sigName !== 'ssh-dss' || sig.length !== 40) return false;
+    const key = publicKeyObject(pub);
+    return crypto.verify('sha1', data, { key, dsaEncoding: 'ieee-p1363' }, sig);
   }
   const hash = RSA_HASHES[sigName];
   if (!hash) return false;

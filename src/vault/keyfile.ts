@@ -6,6 +6,8 @@
 //   PKCS#12 (.p12/.pfx): node-forge, then the PKCS#8 DER into Node.
 import * as crypto from 'node:crypto';
 import { errorMessage } from '../ssh/error';
+import { MLDSA_KEY_TYPE } from '../ssh/mldsa';
+import { OpenSshKeyError, openSshKeyType, parseOpenSshKey } from '../ssh/openssh-key';
 import { fromKeyObject, KeyFormatError, KeyMaterial } from './sshkey';
 
 export type KeyFileErrorCode =
@@ -95,7 +97,29 @@ function opensshCipher(base64Body: string): string {
   return raw.toString('latin1', magic.length + 4, magic.length + 4 + len);
 }
 
+/** Key types ssh2's parser does not know, read by src/ssh/openssh-key.ts instead. */
+const OWN_PARSER_TYPES = new Set([MLDSA_KEY_TYPE]);
+
+function parseOwnOpenSSH(raw: Buffer, opts: ParseOptions): ImportedKey {
+  try {
+    const k = parseOpenSshKey(raw, opts.passphrase);
+    return { ...k, comment: k.comment || opts.defaultComment, format: 'openssh' };
+  } catch (err) {
+    if (!(err instanceof OpenSshKeyError)) throw err;
+    const code = err.code === 'MALFORMED' ? 'NOT_A_KEY' : err.code;
+    throw new KeyFileError(code, err.message);
+  }
+}
+
 function parseOpenSSH(block: string, body: string, opts: ParseOptions): ImportedKey {
+  const raw = Buffer.from(body.replace(/\s+/g, ''), 'base64');
+  let keyType = '';
+  try {
+    keyType = openSshKeyType(raw);
+  } catch {
+    // left to ssh2's parser, which says what is wrong
+  }
+  if (OWN_PARSER_TYPES.has(keyType)) return parseOwnOpenSSH(raw, opts);
   const encrypted = opensshCipher(body) !== 'none';
   if (encrypted && !opts.passphrase?.length) throw needsPassphrase('OpenSSH private key');
   const ssh2 = require('ssh2') as typeof import('ssh2');

@@ -3,9 +3,11 @@
 // generated Node KeyObject into those fields. Reading them back, bit sizes and
 // fingerprints are src/ssh's (the same code the agent uses).
 import * as crypto from 'node:crypto';
-import { CURVES, curveByBits, curveByJwk } from '../ssh/curves';
+import { CURVES, curveByBits } from '../ssh/curves';
+import { DerReader } from '../ssh/der';
 import { errorMessage } from '../ssh/error';
 import { RSA_MAX_BITS, RSA_MIN_BITS } from '../ssh/keyobject';
+import { MLDSA_KEY_TYPE, mlDsaKeyPair } from '../ssh/mldsa';
 import { readPrivateKey } from '../ssh/privatekey';
 import { parsePublicBlob, publicBits } from '../ssh/publickey';
 import { WireReader as Reader, WireWriter as Writer } from '../ssh/wire';
@@ -27,14 +29,23 @@ export interface KeyMaterial {
 
 export class KeyFormatError extends Error {}
 
-export const SUPPORTED_KEY_TYPES = ['ssh-ed25519', ...CURVES.map((c) => c.keyType), 'ssh-rsa'];
+export const SUPPORTED_KEY_TYPES = [
+  'ssh-ed25519',
+  ...CURVES.map((c) => c.keyType),
+  'ssh-rsa',
+  'ssh-dss',
+  MLDSA_KEY_TYPE,
+];
 
-const unb64u = (s: string | undefined, what: string): Buffer => {
-  if (typeof s !== 'string') throw new KeyFormatError(`key is missing its ${what} component`);
-  return Buffer.from(s, 'base64url');
-};
+/** The public key BIT STRING of a KeyObject's SPKI (the point, or the raw Ed25519 key). */
+function spkiKey(key: crypto.KeyObject): Buffer {
+  const spki = new DerReader(crypto.createPublicKey(key).export({ format: 'der', type: 'spki' }));
+  const body = new DerReader(spki.next(0x30));
+  body.next(0x30); // AlgorithmIdentifier
+  return body.next(0x03).subarray(1); // no unused bits
+}
 
-/** Left-pad a big-endian magnitude to exactly `len` bytes (JWK EC fields are fixed length). */
+/** Left-pad a big-endian magnitude to exactly `len` bytes. */
 function fixedLength(m: Buffer, len: number): Buffer {
   let i = 0;
   while (i < m.length - len && m[i] === 0) i++;
@@ -43,62 +54,114 @@ function fixedLength(m: Buffer, len: number): Buffer {
   return Buffer.concat([Buffer.alloc(len - m.length), m]);
 }
 
-/** Convert a Node private KeyObject (ed25519, P-256/384/521, RSA) to SSH key material. */
+/**
+ * Convert a Node private KeyObject (ed25519, P-256/384/521, RSA, DSA) to SSH key
+ * material. The fields are read from Node's DER export (RFC 8410 PKCS#8, SEC1,
+ * PKCS#1), not JWK: the DER buffer is wiped afterwards, strings could not be.
+ */
 export function fromKeyObject(key: crypto.KeyObject, comment: string): KeyMaterial {
   if (key.type !== 'private') throw new KeyFormatError('not a private key');
   const kind = key.asymmetricKeyType;
+  if (kind === 'dsa') return fromDsaKeyObject(key, comment);
   if (kind !== 'ed25519' && kind !== 'ec' && kind !== 'rsa')
     throw new KeyFormatError(
-      `unsupported key algorithm ${kind ?? 'unknown'} (tsagent stores ed25519, ecdsa and rsa keys)`,
+      `unsupported key algorithm ${kind ?? 'unknown'} (tsagent stores ed25519, ecdsa, rsa, dsa and mldsa44-ed25519 keys)`,
     );
-  const jwk = key.export({ format: 'jwk' });
   if (kind === 'ed25519') {
-    const seed = unb64u(jwk.d, 'd');
-    const pk = unb64u(jwk.x, 'x');
-    const keyType = 'ssh-ed25519';
-    return {
-      keyType,
-      privateFields: new Writer()
-        .string(pk)
-        .string(Buffer.concat([seed, pk]))
-        .toBuffer(),
-      publicBlob: new Writer().string(keyType).string(pk).toBuffer(),
-      comment,
-    };
+    const der = key.export({ format: 'der', type: 'pkcs8' });
+    try {
+      const info = new DerReader(new DerReader(der).next(0x30));
+      info.integer(); // version
+      info.next(0x30); // AlgorithmIdentifier
+      const seed = new DerReader(info.next(0x04)).next(0x04);
+      const pk = spkiKey(key);
+      const keyType = 'ssh-ed25519';
+      return {
+        keyType,
+        privateFields: new Writer()
+          .string(pk)
+          .string(Buffer.concat([seed, pk]))
+          .toBuffer(),
+        publicBlob: new Writer().string(keyType).string(pk).toBuffer(),
+        comment,
+      };
+    } finally {
+      der.fill(0);
+    }
   }
   if (kind === 'ec') {
-    const c = curveByJwk(jwk.crv);
-    if (!c) throw new KeyFormatError(`unsupported elliptic curve ${jwk.crv ?? '(none)'}`);
-    const q = Buffer.concat([
-      Buffer.of(4),
-      fixedLength(unb64u(jwk.x, 'x'), c.size),
-      fixedLength(unb64u(jwk.y, 'y'), c.size),
-    ]);
-    const keyType = c.keyType;
+    const named = key.asymmetricKeyDetails?.namedCurve;
+    const c = CURVES.find((x) => x.openssl === named);
+    if (!c) throw new KeyFormatError(`unsupported elliptic curve ${named ?? '(none)'}`);
+    const der = key.export({ format: 'der', type: 'sec1' });
+    try {
+      const ec = new DerReader(new DerReader(der).next(0x30));
+      ec.integer(); // version 1
+      const d = fixedLength(ec.next(0x04), c.size);
+      const q = spkiKey(key);
+      const keyType = c.keyType;
+      return {
+        keyType,
+        privateFields: new Writer().string(c.ssh).string(q).mpint(d).toBuffer(),
+        publicBlob: new Writer().string(keyType).string(c.ssh).string(q).toBuffer(),
+        comment,
+      };
+    } finally {
+      der.fill(0);
+    }
+  }
+  // kind === 'rsa': RSAPrivateKey { 0, n, e, d, p, q, dp, dq, qinv }
+  const der = key.export({ format: 'der', type: 'pkcs1' });
+  try {
+    const r = new DerReader(new DerReader(der).next(0x30));
+    r.integer(); // version
+    const [n, e, d, p, q] = [r.integer(), r.integer(), r.integer(), r.integer(), r.integer()];
+    r.integer(); // dp
+    r.integer(); // dq
+    const qi = r.integer();
+    const keyType = 'ssh-rsa';
     return {
       keyType,
-      privateFields: new Writer().string(c.ssh).string(q).mpint(unb64u(jwk.d, 'd')).toBuffer(),
-      publicBlob: new Writer().string(keyType).string(c.ssh).string(q).toBuffer(),
+      privateFields: new Writer().mpint(n).mpint(e).mpint(d).mpint(qi).mpint(p).mpint(q).toBuffer(),
+      publicBlob: new Writer().string(keyType).mpint(e).mpint(n).toBuffer(),
       comment,
     };
+  } finally {
+    der.fill(0);
   }
-  // kind === 'rsa'
-  const n = unb64u(jwk.n, 'n');
-  const e = unb64u(jwk.e, 'e');
-  const keyType = 'ssh-rsa';
-  return {
-    keyType,
-    privateFields: new Writer()
-      .mpint(n)
-      .mpint(e)
-      .mpint(unb64u(jwk.d, 'd'))
-      .mpint(unb64u(jwk.qi, 'qi'))
-      .mpint(unb64u(jwk.p, 'p'))
-      .mpint(unb64u(jwk.q, 'q'))
-      .toBuffer(),
-    publicBlob: new Writer().string(keyType).mpint(e).mpint(n).toBuffer(),
-    comment,
-  };
+}
+
+/**
+ * A DSA KeyObject's fields, read from its PKCS#8 and SPKI DER (Node has no JWK
+ * for DSA): PrivateKeyInfo { 0, { id-dsa, { p, q, g } }, OCTET STRING { x } }
+ * and SubjectPublicKeyInfo { { id-dsa, { p, q, g } }, BIT STRING { y } }.
+ */
+function fromDsaKeyObject(key: crypto.KeyObject, comment: string): KeyMaterial {
+  const pkcs8 = key.export({ format: 'der', type: 'pkcs8' });
+  try {
+    const info = new DerReader(new DerReader(pkcs8).next(0x30));
+    info.integer(); // version
+    const alg = new DerReader(info.next(0x30));
+    alg.next(0x06);
+    const params = new DerReader(alg.next(0x30));
+    const [p, q, g] = [params.integer(), params.integer(), params.integer()];
+    const x = new DerReader(info.next(0x04)).integer();
+    const spki = new DerReader(crypto.createPublicKey(key).export({ format: 'der', type: 'spki' }));
+    const pub = new DerReader(spki.next(0x30));
+    pub.next(0x30);
+    const y = new DerReader(pub.next(0x03).subarray(1)).integer();
+    const keyType = 'ssh-dss';
+    return {
+      keyType,
+      privateFields: new Writer().mpint(p).mpint(q).mpint(g).mpint(y).mpint(x).toBuffer(),
+      publicBlob: new Writer().string(keyType).mpint(p).mpint(q).mpint(g).mpint(y).toBuffer(),
+      comment,
+    };
+  } catch (e) {
+    throw new KeyFormatError(`unreadable DSA key: ${errorMessage(e)}`);
+  } finally {
+    pkcs8.fill(0);
+  }
 }
 
 /**
@@ -137,6 +200,8 @@ export function keyLabel(keyType: string): string {
   if (keyType === 'ssh-ed25519') return 'ED25519';
   if (keyType.startsWith('ecdsa-')) return 'ECDSA';
   if (keyType === 'ssh-rsa') return 'RSA';
+  if (keyType === 'ssh-dss') return 'DSA';
+  if (keyType === MLDSA_KEY_TYPE) return 'MLDSA44-ED25519'; // OpenSSH's shortname (ssh-mldsa.c)
   return keyType.toUpperCase();
 }
 
@@ -148,15 +213,15 @@ export function authorizedKeysLine(
   return `${km.keyType} ${km.publicBlob.toString('base64')}${comment ? ' ' + comment : ''}`;
 }
 
-export type GenerateType = 'ed25519' | 'ecdsa' | 'rsa';
+export type GenerateType = 'ed25519' | 'ecdsa' | 'rsa' | 'mldsa44-ed25519';
 
 export const RSA_DEFAULT_BITS = 3072;
 
 /** Check -b for -t and return the effective size (ssh-keygen's defaults and limits). */
 export function checkGenerateBits(type: GenerateType, bits?: number): number {
-  if (type === 'ed25519') {
+  if (type === 'ed25519' || type === 'mldsa44-ed25519') {
     if (bits !== undefined && bits !== 256)
-      throw new KeyFormatError(`ed25519 keys have a fixed size; drop -b ${bits}`);
+      throw new KeyFormatError(`${type} keys have a fixed size; drop -b ${bits}`);
     return 256;
   }
   if (type === 'ecdsa') {
@@ -173,7 +238,9 @@ export function checkGenerateBits(type: GenerateType, bits?: number): number {
       );
     return b;
   }
-  throw new KeyFormatError(`unknown key type ${String(type)}: use -t ed25519, ecdsa or rsa`);
+  throw new KeyFormatError(
+    `unknown key type ${JSON.stringify(String(type))}: use -t ed25519, ecdsa, rsa or mldsa44-ed25519`,
+  );
 }
 
 /** Create a new key in memory only; nothing is written anywhere. */
@@ -183,6 +250,7 @@ export async function generateKey(
   comment: string,
 ): Promise<KeyMaterial> {
   const size = checkGenerateBits(type, bits);
+  if (type === 'mldsa44-ed25519') return generateMlDsaEd25519(comment);
   const curve = type === 'ecdsa' ? curveByBits(size) : undefined;
   const { privateKey } = await new Promise<crypto.KeyPairKeyObjectResult>((resolve, reject) => {
     const done = (err: Error | null, publicKey: crypto.KeyObject, privateKey: crypto.KeyObject) =>
@@ -192,4 +260,27 @@ export async function generateKey(
     else crypto.generateKeyPair('rsa', { modulusLength: size, publicExponent: 65537 }, done);
   });
   return fromKeyObject(privateKey, comment);
+}
+
+/** A new ssh-mldsa44-ed25519 key: a random ML-DSA-44 seed and a new Ed25519 key. */
+async function generateMlDsaEd25519(comment: string): Promise<KeyMaterial> {
+  const ed = await new Promise<crypto.KeyObject>((resolve, reject) =>
+    crypto.generateKeyPair('ed25519', {}, (err, _pub, priv) => (err ? reject(err) : resolve(priv))),
+  );
+  // PKCS#8 of Ed25519 (RFC 8410) ends with the 32-byte seed; SPKI with the public key.
+  const pkcs8 = ed.export({ format: 'der', type: 'pkcs8' });
+  const edPk = crypto.createPublicKey(ed).export({ format: 'der', type: 'spki' }).subarray(-32);
+  const sk = Buffer.concat([crypto.randomBytes(32), pkcs8.subarray(-32)]);
+  pkcs8.fill(0);
+  const { publicKey, secretKey } = mlDsaKeyPair(sk.subarray(0, 32));
+  secretKey.fill(0);
+  const pk = Buffer.concat([Buffer.from(publicKey), edPk]);
+  const privateFields = new Writer().string(pk).string(sk).toBuffer();
+  sk.fill(0);
+  return {
+    keyType: MLDSA_KEY_TYPE,
+    privateFields,
+    publicBlob: new Writer().string(MLDSA_KEY_TYPE).string(pk).toBuffer(),
+    comment,
+  };
 }
