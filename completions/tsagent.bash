@@ -58,12 +58,12 @@ _tsagent_vault() {
 _tsagent() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
     local agent_opts="-a -c -s -D -d -k -t -E -O -P -h --help --new --vault --audit-log
-        --lock-after --confirm-forwarded --max-connections --idle-timeout --strict"
-    local subs="vault status lock unlock add log init"
+        --lock-after --confirm-forwarded --confirm-window --no-unlock-prompt --max-connections --idle-timeout --strict"
+    local subs="vault status lock unlock approvals hosts add log init"
     local i sub= at=
     for ((i = 1; i < COMP_CWORD; i++)); do
         case ${COMP_WORDS[i]} in
-        -a | -t | -E | -O | -P | --vault | --audit-log | --lock-after | --max-connections | --idle-timeout)
+        -a | -t | -E | -O | -P | --vault | --audit-log | --lock-after | --confirm-window | --max-connections | --idle-timeout)
             ((i++))
             ;;
         -*) ;;
@@ -79,6 +79,8 @@ _tsagent() {
         return
         ;;
     status) mapfile -t COMPREPLY < <(compgen -W "--json" -- "$cur") && return ;;
+    hosts) mapfile -t COMPREPLY < <(compgen -W "forget --all -h --help" -- "$cur") && return ;;
+    approvals) mapfile -t COMPREPLY < <(compgen -W "clear" -- "$cur") && return ;;
     lock | unlock)
         [[ $prev == --passphrase-fd ]] && return
         mapfile -t COMPREPLY < <(compgen -W "--passphrase-fd" -- "$cur")

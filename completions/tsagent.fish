@@ -1,7 +1,7 @@
 # fish completion for tsagent(1). Install: copy to
 # ~/.config/fish/completions/tsagent.fish (or /usr/share/fish/vendor_completions.d/).
 
-set -l __tsagent_subcommands vault status lock unlock add log init
+set -l __tsagent_subcommands vault status lock unlock approvals hosts add log init
 set -l __tsagent_vault_commands init import generate list export-pub remove rename set passwd verify help
 
 # The subcommand (first non-option word), or nothing.
@@ -10,7 +10,7 @@ function __tsagent_subcommand
     set -e words[1]
     while set -q words[1]
         switch $words[1]
-            case -a -t -E -O -P --vault --audit-log --lock-after --max-connections --idle-timeout
+            case -a -t -E -O -P --vault --audit-log --lock-after --confirm-window --max-connections --idle-timeout
                 set -e words[1]
             case '-*'
             case '*'
@@ -75,6 +75,8 @@ complete -c tsagent -n $n -a vault -d 'manage the encrypted key vault'
 complete -c tsagent -n $n -a status -d 'show the state of the agent'
 complete -c tsagent -n $n -a lock -d 'lock the agent with a password (as ssh-add -x)'
 complete -c tsagent -n $n -a unlock -d 'unlock the agent and load the vault keys'
+complete -c tsagent -n $n -a hosts -d 'which key each host accepted (hosts forget)'
+complete -c tsagent -n $n -a approvals -d 'close every approval window (approvals clear)'
 complete -c tsagent -n $n -a add -d 'add key files to the agent (and the vault)'
 complete -c tsagent -n $n -a log -d 'show the audit log'
 complete -c tsagent -n $n -a init -d 'print the rc-file snippet for a shell'
@@ -95,6 +97,8 @@ for n in __tsagent_no_subcommand '__tsagent_using init'
     complete -c tsagent -n $n -l audit-log -r -F -d 'audit log file'
     complete -c tsagent -n $n -l lock-after -x -d 'lock after this long without a signature'
     complete -c tsagent -n $n -l confirm-forwarded -d 'ask before any use through a forwarded connection'
+    complete -c tsagent -n $n -l no-unlock-prompt -d 'never ask for the vault passphrase when locked'
+    complete -c tsagent -n $n -l confirm-window -x -d 'after a yes, do not ask the same use again for this long'
     complete -c tsagent -n $n -l max-connections -x -d 'connections served at once'
     complete -c tsagent -n $n -l idle-timeout -x -d 'close connections silent this long'
     complete -c tsagent -n $n -l strict -d 'refuse to start if process protection fails'
@@ -102,6 +106,9 @@ end
 
 # status, unlock, add, log, init
 complete -c tsagent -n '__tsagent_using status' -l json -d 'print one JSON object'
+complete -c tsagent -n '__tsagent_using hosts' -x -a forget -d 'forget what was learned for a host'
+complete -c tsagent -n '__tsagent_using hosts' -l all -d 'every host'
+complete -c tsagent -n '__tsagent_using approvals' -x -a clear -d 'close every approval window'
 complete -c tsagent -n '__tsagent_using unlock' -l passphrase-fd -x -d 'read the passphrase from this fd'
 complete -c tsagent -n '__tsagent_using lock' -l passphrase-fd -x -d 'read the lock password from this fd'
 complete -c tsagent -n '__tsagent_using add' -F

@@ -365,11 +365,11 @@ function confirmTests(agent: AgentSpec, hash: 'sha256' | 'md5'): void {
           if (agent.kind === 'openssh') {
             assert.equal(calls[0].argv, expected);
           } else {
-            // tsagent deliberately says more than OpenSSH: who asked.
+            // tsagent deliberately says more than OpenSSH: what is signed and who asked.
             assert.match(
               calls[0].argv,
               new RegExp(
-                `^${escapeRe(expected)}\\nRequested by pid \\d+ \\(self-reported command: .*\\), uid ${process.getuid!()}\\.$`,
+                `^${escapeRe(expected)}\\nTo sign \\d+ bytes of unrecognised data\\.\\nRequested by pid \\d+ \\(self-reported command: .*\\), uid ${process.getuid!()}\\.$`,
               ),
             );
             assert.match(calls[0].argv, /\(.*ssh-add.*\)/);

@@ -14,6 +14,10 @@ export interface AuditRecord {
   hops: string[];
   forwarded: boolean;
   user?: string;
+  /** What was signed (describeSignedData), e.g. "sign a git commit or tag (namespace git)". */
+  purpose?: string;
+  /** Allowed without a prompt, by this approval window (issue 14: still one record per use). */
+  approval?: number;
   decision: 'allowed' | 'refused';
   reason?: string;
 }

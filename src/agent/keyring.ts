@@ -15,6 +15,7 @@ import { LockHash, hashLockPassphrase, lockPassphraseMatches } from './lock-pass
 import { PassphraseAttempts } from './passphrase-attempts';
 import type { Identity } from './protocol';
 import { sign } from './signer';
+import { decodeSignedData, SignedData } from './signed-data';
 import { errorMessage } from '../ssh/error';
 import type { PrivateKey } from '../ssh/privatekey';
 import type { AddResult, AgentKey, AgentService } from './service';
@@ -57,6 +58,7 @@ export interface SignDetails {
   forwarded: boolean;
   /** The data is a login to the session last bound (destination.ts loginMatchesLastBind): only then are `hosts` checked. */
   verified: boolean;
+  signed?: SignedData; // what the data is (a login, SSHSIG, …): prompt and audit say it
 }
 
 /** Asks the user whether an identity may be used; the context says who asked. */
@@ -241,11 +243,11 @@ export class Keyring<C extends RequestContext = RequestContext> implements Serve
     const forwarded = isForwarded(state);
     const dest = checkSignDestination(entry.destinations, state, blob, data);
     if (!dest.ok) return { ok: false, reason: 'destination', detail: dest.reason, entry };
-    // The login user, for prompts and the audit log, when the data is a userauth request.
-    const login = parseUserauthRequest(data, blob);
+    const login = parseUserauthRequest(data, blob); // the login user, for prompts and audit
     const user = dest.user ?? login?.user;
     const verified = loginMatchesLastBind(state, login);
-    const details: SignDetails = { hosts: dest.hosts, user, forwarded, verified };
+    const signed = decodeSignedData(data, blob);
+    const details: SignDetails = { hosts: dest.hosts, user, forwarded, verified, signed };
     const mustConfirm =
       entry.confirm || (forwarded && (entry.confirmForwarded || !!this.opts.confirmForwarded));
     if (mustConfirm) {

@@ -11,7 +11,7 @@ import { connectionsForFiles, openFileLimit } from './file-limit';
 import { FrameReply, serveFrames } from './framing';
 import type { SignResult } from './keyring';
 import { processCommand } from './peer';
-import { MSG, Request, Response, decodeRequest, encodeResponse } from './protocol';
+import { Identity, MSG, Request, Response, decodeRequest, encodeResponse } from './protocol';
 import type { AgentService } from './service';
 import { BoundConnection, recordSessionBind } from './session-bind';
 import { errorMessage } from '../ssh/error';
@@ -66,6 +66,12 @@ export interface AgentServerOptions {
   onSign?: (event: SignEvent) => void;
   /** Called after the reply to a sign request is written (the vault's last-use write). */
   afterSign?: (event: SignEvent) => void;
+  /** Orders a REQUEST_IDENTITIES answer (the learned key per host first, issue 13). */
+  orderIdentities?: (ctx: ConnectionContext, ids: Identity[]) => Identity[];
+  /** A request that needs keys found the agent locked: may unlock it first (issue 14). */
+  whenLocked?: (ctx: ConnectionContext) => Promise<void>;
+  /** Called when a connection has closed. */
+  onClose?: (ctx: ConnectionContext) => void;
   /**
    * Serve changes (add, remove, lock, unlock, smartcard, own extensions) from
    * forwarded connections too, as OpenSSH's agent does. Default: refused.
@@ -192,6 +198,7 @@ export class AgentServer {
     socket.on('close', () => {
       this.sockets.delete(socket);
       this.log(`connection ${ctx.id} closed`);
+      this.opts.onClose?.(ctx);
     });
   }
 
@@ -249,8 +256,11 @@ export class AgentServer {
       return this.refuseForwarded(change, req, ctx);
     switch (req.type) {
       case 'request-identities':
-        return { type: 'identities', identities: agent.list(ctx) };
+        if (agent.locked) await this.opts.whenLocked?.(ctx);
+        const ids = agent.list(ctx);
+        return { type: 'identities', identities: this.opts.orderIdentities?.(ctx, ids) ?? ids };
       case 'sign': {
+        if (agent.locked) await this.opts.whenLocked?.(ctx);
         const res = await agent.sign(req.keyBlob, req.data, req.flags, ctx);
         const event: SignEvent = { ctx, keyBlob: req.keyBlob, result: res };
         try {

@@ -111,9 +111,91 @@ export async function runStatus(argv: string[]): Promise<number> {
           `  ${k.bits} ${e(k.fingerprint)} ${e(k.comment)} (${e(k.type)}) [${extra.join('; ')}]`,
         );
       }
+      const open = st.approvals ?? [];
+      if (open.length > 0) lines.push(`approvals: ${open.length} open`);
+      for (const a of open)
+        lines.push(
+          `  ${a.key} ${a.destination}, session ${a.session}${a.forwarded ? ', forwarded' : ''}: ` +
+            `${duration(a.remaining)} left, used ${a.uses} time(s)`,
+        );
+      lines.push(...hostLines(st.hosts ?? []));
       process.stdout.write(lines.join('\n') + '\n');
     }
     return !locked && st.keys.length > 0 ? 0 : 1;
+  } finally {
+    c.close();
+  }
+}
+
+function hostLines(hosts: NonNullable<AgentStatus['hosts']>): string[] {
+  if (hosts.length === 0) return [];
+  return [
+    `hosts:  ${hosts.length} learned`,
+    ...hosts.map(
+      (h) =>
+        `  ${h.host} (${h.hostKey}): ${h.key ? `accepts ${h.key}` : `not known yet, ${h.failures} refused`}`,
+    ),
+  ];
+}
+
+/** `tsagent hosts [forget HOST|--all]`: which key each host accepted, as the agent learned it. */
+export async function runHosts(argv: string[]): Promise<number> {
+  const usage = 'usage: tsagent hosts [forget host | forget --all]';
+  if (helpAsked(argv, usage)) return 0;
+  const forget = argv[0] === 'forget' && argv.length === 2;
+  if (argv.length > 0 && !forget) {
+    process.stderr.write(`tsagent hosts: unexpected ${argv.join(' ')}\n${usage}\n`);
+    return 2;
+  }
+  const c = await connect();
+  if (!c) {
+    process.stderr.write(`tsagent hosts: no agent at ${agentSocket()}\n`);
+    return 2;
+  }
+  try {
+    if (forget) {
+      const which = argv[1] === '--all' ? '' : argv[1];
+      if ((await extension(c, EXT.hostsForget, Buffer.from(which))).type === 'success') {
+        process.stdout.write(which ? `Forgot ${which}.\n` : 'Forgot every host.\n');
+        return 0;
+      }
+      process.stderr.write(`tsagent hosts: nothing learned for ${which || 'any host'}\n`);
+      return 1;
+    }
+    const st = await fetchStatus(c);
+    const hosts = 'hosts' in st ? (st.hosts ?? []) : [];
+    process.stdout.write(
+      hostLines(hosts)
+        .slice(1)
+        .map((l) => l.slice(2) + '\n')
+        .join(''),
+    );
+    return 0;
+  } finally {
+    c.close();
+  }
+}
+
+/** `tsagent approvals clear`: close every approval window (--confirm-window) now. */
+export async function runApprovals(argv: string[]): Promise<number> {
+  const usage = 'usage: tsagent approvals clear';
+  if (helpAsked(argv, usage)) return 0;
+  if (argv.length !== 1 || argv[0] !== 'clear') {
+    process.stderr.write(`tsagent approvals: expected "clear"\n${usage}\n`);
+    return 2;
+  }
+  const c = await connect();
+  if (!c) {
+    process.stderr.write(`tsagent approvals: no agent at ${agentSocket()}\n`);
+    return 2;
+  }
+  try {
+    if ((await extension(c, EXT.approvalsClear)).type === 'success') {
+      process.stdout.write('Approval windows closed.\n');
+      return 0;
+    }
+    process.stderr.write('tsagent approvals: the agent refused (not tsagent?)\n');
+    return 1;
   } finally {
     c.close();
   }

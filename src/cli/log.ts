@@ -57,6 +57,8 @@ export function formatRecord(r: Partial<AuditRecord>): string {
   else if (r.forwarded) parts.push('forwarded');
   else parts.push('local');
   if (r.user) parts.push(`as ${clean(r.user)}`);
+  if (r.purpose) parts.push(`to ${clean(r.purpose)}`);
+  if (r.approval !== undefined) parts.push(`covered by approval ${clean(r.approval)}`);
   if (r.reason) parts.push(`reason: ${clean(r.reason)}`);
   return parts.join(' ');
 }

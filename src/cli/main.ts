@@ -10,6 +10,8 @@ const SUBCOMMANDS: Record<string, () => (argv: string[]) => Promise<number>> = {
   status: () => require('./control').runStatus,
   lock: () => require('./control').runLock,
   unlock: () => require('./control').runUnlock,
+  approvals: () => require('./control').runApprovals,
+  hosts: () => require('./control').runHosts,
   log: () => require('./log').runLog,
   init: () => require('./init').runInit,
   add: () => require('./add').runAdd,

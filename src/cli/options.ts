@@ -20,12 +20,13 @@ export interface AgentOptions extends AgentSettings {
 export const USAGE = `usage: tsagent [-c | -s] [-Dd] [-a bind_address] [-E fingerprint_hash]
                [-O option] [-P allowed_providers] [-t life] [--new]
                [--vault path] [--audit-log path] [--lock-after life]
-               [--confirm-forwarded] [--max-connections n]
+               [--confirm-forwarded] [--confirm-window life] [--no-unlock-prompt]
+               [--max-connections n]
                [--idle-timeout life] [--strict]
        tsagent [-a bind_address] [-E fingerprint_hash] [-O option]
                [-P allowed_providers] [-t life] command [arg ...]
        tsagent [-c | -s] -k
-       tsagent vault|unlock|lock|status|log|init|add ... (see tsagent(1))`;
+       tsagent vault|unlock|lock|status|approvals|hosts|log|init|add ... (see tsagent(1))`;
 
 /** `tsagent --help`: every flag and subcommand, one line each. */
 export const HELP = `tsagent: an ssh-agent with an encrypted key vault (drop-in for OpenSSH's ssh-agent)
@@ -50,6 +51,9 @@ tsagent options:
   --audit-log path       log every sign request here (default: audit.log beside the vault)
   --lock-after life      lock after this long without a signature
   --confirm-forwarded    ask before any use of a key through a forwarded connection
+  --confirm-window life  after a confirm yes, the same use from the same session is not asked
+                         again for this long (default 0: ask every time)
+  --no-unlock-prompt     never ask for the vault passphrase when a locked agent is used
   --max-connections n    connections served at once (default 256)
   --idle-timeout life    close connections silent for this long (default 1h; 0 = never)
   --strict               refuse to start if process protection (no ptrace, no core dumps) fails
@@ -60,6 +64,10 @@ Commands:
                          add keys as ssh-add does; --save also stores them in the vault
   tsagent unlock         unlock the agent and load the vault's keys
   tsagent lock           lock the agent with a password, as ssh-add -x (it or the vault passphrase unlocks)
+  tsagent approvals clear
+                         close every approval window (--confirm-window)
+  tsagent hosts [forget host|--all]
+                         which key each host accepted (offered first), or forget it
   tsagent status         show the agent's state (--json; exit 0 unlocked with keys, 1 locked/empty, 2 no agent)
   tsagent log            show the audit log (--follow, --json)
   tsagent init SHELL     print the rc-file snippet for bash, zsh or fish
@@ -218,6 +226,19 @@ function parseLongOption(o: AgentOptions, argv: string[], i: number): number {
           `Invalid --lock-after time "${v}": give a time like 30m or 1h (more than 0)`,
         );
       o.lockAfter = t;
+      break;
+    }
+    case '--no-unlock-prompt':
+      o.noUnlockPrompt = true;
+      break;
+    case '--confirm-window': {
+      const v = value();
+      const t = parseLifetime(v);
+      if (t === null)
+        throw new UsageError(
+          `Invalid --confirm-window time "${v}": give seconds or a time like 5m (0 = ask every time)`,
+        );
+      o.confirmWindow = t;
       break;
     }
     case '--max-connections': {

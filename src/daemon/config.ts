@@ -16,6 +16,8 @@ export interface AgentSettings {
   vault?: string; // --vault PATH
   auditLog?: string; // --audit-log PATH
   lockAfter?: number; // --lock-after LIFE, seconds
+  confirmWindow?: number; // --confirm-window LIFE, seconds
+  noUnlockPrompt?: boolean; // --no-unlock-prompt
   maxConnections?: number; // --max-connections N
   idleTimeout?: number; // --idle-timeout LIFE, seconds
   strict: boolean; // --strict
@@ -34,6 +36,10 @@ export interface DaemonConfig {
   vault?: string;
   /** Lock after this many idle seconds. */
   lockAfter?: number;
+  /** After a confirm "yes", the same use is not asked again for this many seconds (0 = ask every time). */
+  confirmWindow: number;
+  /** A locked vault agent asks for the vault passphrase when a local request needs keys. */
+  unlockPrompt: boolean;
   maxConnections: number;
   /** Seconds a connection may stay silent; 0 = for ever. */
   idleTimeout: number;
@@ -69,6 +75,8 @@ export function daemonConfig(
     auditLog,
     vault,
     lockAfter: o.lockAfter,
+    confirmWindow: o.confirmWindow ?? 0,
+    unlockPrompt: !o.noUnlockPrompt,
     maxConnections: o.maxConnections ?? LIMITS.maxConnections,
     idleTimeout: o.idleTimeout ?? LIMITS.idleTimeout,
     strict: o.strict,

@@ -7,6 +7,10 @@ export const EXT = {
   status: 'status@tsagent',
   /** Contents: the vault passphrase. Reply: SUCCESS if it opened the vault. */
   vaultUnlock: 'vault-unlock@tsagent',
+  /** Contents: none. Reply: SUCCESS once every approval window is closed. */
+  approvalsClear: 'approvals-clear@tsagent',
+  /** Contents: a host (name or host key fingerprint), empty for all. Reply: SUCCESS if it forgot any. */
+  hostsForget: 'hosts-forget@tsagent',
 } as const;
 
 export interface StatusKey {
@@ -30,6 +34,41 @@ export interface AgentStatus {
   /** The vault's keys are loaded (it has been unlocked since the last lock). */
   vaultLoaded: boolean;
   keys: StatusKey[];
+  /** Open approval windows (--confirm-window); absent from older agents. */
+  approvals?: StatusApproval[];
+  /** What the agent learned of which key each host accepts (issue 13); absent from older agents. */
+  hosts?: StatusHost[];
+}
+
+export interface StatusHost {
+  /** Escaped: the name known_hosts gives the host key, else its fingerprint. */
+  host: string;
+  hostKey: string; // fingerprint
+  /** The fingerprint of the key it accepted last, if any. */
+  key: string | null;
+  /** Refused connections since then (the order rotates by two for each). */
+  failures: number;
+}
+
+function isStatusHost(h: unknown): h is StatusHost {
+  return (
+    isObject(h) &&
+    typeof h.host === 'string' &&
+    typeof h.hostKey === 'string' &&
+    (h.key === null || typeof h.key === 'string') &&
+    typeof h.failures === 'number'
+  );
+}
+
+export interface StatusApproval {
+  /** The key's fingerprint. */
+  key: string;
+  /** Escaped: a login's host, or the kind of data ("git signatures"). */
+  destination: string;
+  session: number;
+  forwarded: boolean;
+  remaining: number; // seconds
+  uses: number;
 }
 
 export function encodeStatus(st: AgentStatus): Buffer {
@@ -55,6 +94,18 @@ function isStatusKey(k: unknown): k is StatusKey {
   );
 }
 
+function isStatusApproval(a: unknown): a is StatusApproval {
+  return (
+    isObject(a) &&
+    typeof a.key === 'string' &&
+    typeof a.destination === 'string' &&
+    typeof a.session === 'number' &&
+    typeof a.forwarded === 'boolean' &&
+    typeof a.remaining === 'number' &&
+    typeof a.uses === 'number'
+  );
+}
+
 /** The status an agent sent, or null if it is not one (a malformed reply is a value, not a crash). */
 export function decodeStatus(contents: Buffer): AgentStatus | null {
   let v: unknown;
@@ -71,7 +122,10 @@ export function decodeStatus(contents: Buffer): AgentStatus | null {
     typeof v.locked !== 'boolean' ||
     typeof v.vaultLoaded !== 'boolean' ||
     !Array.isArray(v.keys) ||
-    !v.keys.every(isStatusKey)
+    !v.keys.every(isStatusKey) ||
+    (v.approvals !== undefined &&
+      !(Array.isArray(v.approvals) && v.approvals.every(isStatusApproval))) ||
+    (v.hosts !== undefined && !(Array.isArray(v.hosts) && v.hosts.every(isStatusHost)))
   )
     return null;
   const vault = v.vault;

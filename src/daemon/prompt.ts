@@ -8,6 +8,7 @@ import { nameForKey } from '../agent/known-hosts';
 import { isForwarded } from '../agent/destination';
 import { fingerprint } from '../ssh/fingerprint';
 import { processCommand } from '../agent/peer';
+import { describeSignedData, LoginDestination } from '../agent/signed-data';
 import { escapeText } from '../ssh/escape';
 import type { ConnectionContext, RefusedChangeEvent, SignEvent } from '../agent/server';
 import type { KnownHostsCache } from './known-hosts-cache';
@@ -45,6 +46,37 @@ function namedHops(
 }
 
 /**
+ * Where a login goes: the last bind's host (issue 14), named as in hopChain;
+ * verified only when the data belongs to that bound session and the host is
+ * known (a destination constraint or known_hosts names it), as issue 11 asks.
+ */
+function loginDestination(
+  ctx: ConnectionContext,
+  details: SignDetails,
+  knownHosts: KnownHostsCache,
+): LoginDestination | undefined {
+  const i = ctx.binds.length - 1;
+  if (i < 0) return undefined;
+  const hostKey = ctx.binds[i].hostKey;
+  const name = details.hosts[i] ?? nameForKey(knownHosts.get(), hostKey);
+  return { host: name ?? fingerprint(hostKey), verified: details.verified && name !== undefined };
+}
+
+/** What the signature is for, in words ("log in as alice to example.org"), escaped. */
+export function signedPurpose(
+  ctx: ConnectionContext,
+  details: SignDetails,
+  knownHosts: KnownHostsCache,
+): string | undefined {
+  const d = details.signed;
+  if (!d) return undefined;
+  return describeSignedData(
+    d,
+    d.kind === 'login' ? loginDestination(ctx, details, knownHosts) : undefined,
+  );
+}
+
+/**
  * The confirm prompt: OpenSSH's wording, plus who asked and through which
  * hosts. Every string from the request, the key or the process is escaped;
  * the host chain reads as checked only when the signed data belongs to the
@@ -59,7 +91,9 @@ export function confirmPrompt(
 ): string {
   const e = escapeText;
   let p = `Allow use of key ${e(entry.comment)}?\nKey fingerprint ${fingerprint(entry.key.publicBlob, hash)}.`;
-  if (details.user) p += `\nPublic key authentication request for user "${e(details.user)}".`;
+  const purpose = signedPurpose(ctx, details, knownHosts);
+  if (purpose) p += `\nTo ${purpose}.`;
+  else if (details.user) p += `\nPublic key authentication request for user "${e(details.user)}".`;
   if (ctx.peer) {
     // Read at accept time where the server does; the process may have rewritten it since.
     const peer = ctx.peer;
@@ -79,8 +113,12 @@ export function confirmPrompt(
   return p;
 }
 
-/** The audit record of one sign request. */
-export function auditRecord(ev: SignEvent, knownHosts: KnownHostsCache): AuditRecord {
+/** The audit record of one sign request; `approval`: the window it rode on, without a prompt. */
+export function auditRecord(
+  ev: SignEvent,
+  knownHosts: KnownHostsCache,
+  approval?: number,
+): AuditRecord {
   const { ctx, result } = ev;
   const details: SignDetails = result.details ?? {
     hosts: [],
@@ -99,6 +137,8 @@ export function auditRecord(ev: SignEvent, knownHosts: KnownHostsCache): AuditRe
     hops: hopChain(ctx, details, knownHosts),
     forwarded: details.forwarded,
     user: details.user,
+    purpose: signedPurpose(ctx, details, knownHosts),
+    approval,
     decision: result.ok ? 'allowed' : 'refused',
     reason: result.ok
       ? undefined

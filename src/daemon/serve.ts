@@ -3,8 +3,10 @@
 // The composition root: the only place that wires agent, vault and daemon.
 
 import * as fs from 'node:fs';
+import { ApprovalWindows } from '../agent/approvals';
 import { AuditLog } from '../agent/audit';
 import { askConfirm } from '../agent/confirm';
+import { HostKeyOrder } from '../agent/host-order';
 import { Keyring } from '../agent/keyring';
 import { disableDumping, peerCredentials } from '../agent/peer';
 import type { Response } from '../agent/protocol';
@@ -15,11 +17,17 @@ import { agentDevices } from './devices';
 import { encodeStatus, EXT } from './control-protocol';
 import { DaemonError } from './error';
 import { KnownHostsCache } from './known-hosts-cache';
+import { LearnedOrder } from './learned-order';
+import { UnlockOnDemand } from '../agent/unlock-on-demand';
+import { askPassphrase } from './askpass-passphrase';
+import { isForwarded } from '../agent/destination';
+import { escapeText } from '../ssh/escape';
 import { listenTarget } from './activation';
 import { startupDone } from './memory';
 import { auditRecord, confirmPrompt, refusedChangeRecord } from './prompt';
-import { agentStatus } from './status';
+import { agentStatus, statusHost } from './status';
 import { VaultBridge } from './vault-bridge';
+import { WindowedConfirm } from './windowed-confirm';
 
 export interface RunningAgent {
   server: AgentServer;
@@ -49,14 +57,21 @@ export async function serveAgent(
         knownHosts,
       )
     : undefined;
+  const approvals = new WindowedConfirm(
+    new ApprovalWindows({ lifeMs: cfg.confirmWindow * 1000 }),
+    (entry, ctx, details) =>
+      askConfirm(confirmPrompt(entry, ctx, details, cfg.fingerprintHash, knownHosts), env),
+  );
   const keyring: Keyring<ConnectionContext> = new Keyring<ConnectionContext>({
     defaultLifetime: cfg.lifetime,
     confirmForwarded: cfg.confirmForwarded,
     unlocker: vault && ((pass) => vault.unlock(pass)),
-    onLock: () => vault?.forget(),
+    onLock: () => {
+      vault?.forget();
+      approvals.windows.clear(); // every lock ends every approval window (issue 14)
+    },
     log,
-    confirm: (entry, ctx, details) =>
-      askConfirm(confirmPrompt(entry, ctx, details, cfg.fingerprintHash, knownHosts), env),
+    confirm: approvals.confirm,
   });
   // With a vault, the agent starts locked: its passphrase (ssh-add -X) opens it.
   if (vault?.present) keyring.lockForVault();
@@ -66,6 +81,23 @@ export async function serveAgent(
         ? `vault ${vault.vaultPath}: starting locked; ssh-add -X or tsagent unlock with its passphrase loads its keys`
         : `no vault at ${vault.vaultPath}: starting unlocked (tsagent vault init creates one)`,
     );
+  // A key restricted to hosts and visible on this connection has rules naming its host.
+  const keyOrder = new LearnedOrder(
+    new HostKeyOrder(),
+    (id) => (keyring.find(id.keyBlob)?.destinations.length ?? 0) > 0,
+  );
+  // Unlock on demand (issue 14): one passphrase prompt for the requests that find the vault locked.
+  const onDemand =
+    vault &&
+    new UnlockOnDemand({
+      enabled: cfg.unlockPrompt,
+      askPassphrase: (who) =>
+        askPassphrase(
+          `Enter the passphrase of the tsagent vault, to use its keys for ${who.description}:`,
+          env,
+        ),
+      tryUnlock: (pass) => keyring.unlock(pass),
+    });
   const audit = cfg.auditLog ? new AuditLog(cfg.auditLog) : undefined;
   let idleTimer: NodeJS.Timeout | undefined;
   const resetIdle = () => {
@@ -89,17 +121,52 @@ export async function serveAgent(
         type: 'extension-response',
         name: EXT.status,
         contents: encodeStatus(
-          agentStatus(keyring, vault, { pid: process.pid, startedAt, socket: paths.sock }),
+          agentStatus(keyring, vault, {
+            pid: process.pid,
+            startedAt,
+            socket: paths.sock,
+            approvals: approvals.windows.list(),
+            hosts: keyOrder.order.entries(),
+            knownHosts,
+          }),
         ),
       }),
+      [EXT.approvalsClear]: async (): Promise<Response> => {
+        approvals.windows.clear();
+        return { type: 'success' };
+      },
+      [EXT.hostsForget]: async (contents): Promise<Response> => {
+        const which = contents.toString('utf8');
+        let forgot = 0;
+        for (const r of keyOrder.order.entries()) {
+          const h = statusHost(r, knownHosts);
+          if (which === '' || which === h.host || which === h.hostKey)
+            forgot += keyOrder.order.forget(r.hostKey) ? 1 : 0;
+        }
+        return { type: forgot > 0 ? 'success' : 'failure' };
+      },
       [EXT.vaultUnlock]: async (pass): Promise<Response> => ({
         type: (await keyring.openVault(pass)) ? 'success' : 'failure',
       }),
     },
     peerOf: peerCredentials,
-    onSign: (ev) => audit?.append(auditRecord(ev, knownHosts)),
+    orderIdentities: (ctx, ids) => keyOrder.list(ctx, ids),
+    onClose: (ctx) => keyOrder.closed(ctx),
+    whenLocked: async (ctx) => {
+      if (!onDemand || !vault?.present) return;
+      const peer = ctx.peer;
+      const cmd = peer?.command ?? '';
+      const description = !peer
+        ? 'an unknown process'
+        : `pid ${peer.pid}${cmd ? ` (self-reported command: ${escapeText(cmd)})` : ''}`;
+      const outcome = await onDemand.request({ forwarded: isForwarded(ctx), description });
+      log(`unlock on demand for ${description}: ${outcome.unlocked ? 'unlocked' : outcome.reason}`);
+    },
+    onSign: (ev) =>
+      audit?.append(auditRecord(ev, knownHosts, approvals.coveredBy(ev.result.details)?.id)),
     afterSign: (ev) => {
       resetIdle();
+      if (ev.result.ok) keyOrder.signed(ev.ctx, ev.keyBlob);
       // touch() writes the vault later: the reply does not wait for a disk write.
       if (ev.result.ok) vault?.touch(ev.result.entry.key.publicBlob);
     },

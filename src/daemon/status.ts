@@ -4,18 +4,64 @@ import type { Hop } from '../agent/constraints';
 import type { Keyring } from '../agent/keyring';
 import { fingerprint } from '../ssh/fingerprint';
 import type { ConnectionContext } from '../agent/server';
-import type { AgentStatus } from './control-protocol';
+import type { OpenApproval } from '../agent/approvals';
+import type { HostRecord } from '../agent/host-order';
+import { nameForKey } from '../agent/known-hosts';
+import { escapeText } from '../ssh/escape';
+import type { AgentStatus, StatusApproval, StatusHost } from './control-protocol';
+import type { KnownHostsCache } from './known-hosts-cache';
 import type { VaultBridge } from './vault-bridge';
 
 function hopText(h: Hop): string {
   return (h.user ? `${h.user}@` : '') + (h.hostname ?? '');
 }
 
+/** An approval window's destination in words: the login's host, or the kind of data. */
+function approvalText(destination: string, knownHosts?: KnownHostsCache): string {
+  if (destination.startsWith('login:')) {
+    const hostKey = Buffer.from(destination.slice('login:'.length), 'base64');
+    const name = knownHosts && nameForKey(knownHosts.get(), hostKey);
+    return `logins to ${escapeText(name ?? fingerprint(hostKey))}`;
+  }
+  if (destination.startsWith('sshsig:'))
+    return `${escapeText(destination.slice('sshsig:'.length))} signatures`;
+  return 'unrecognised data';
+}
+
+function statusApproval(a: OpenApproval, knownHosts?: KnownHostsCache): StatusApproval {
+  return {
+    key: fingerprint(a.key),
+    destination: approvalText(a.destination, knownHosts),
+    session: a.session,
+    forwarded: a.forwarded,
+    remaining: Math.ceil(a.remainingMs / 1000),
+    uses: a.uses,
+  };
+}
+
+/** A learned host as status shows it: named from known_hosts where known. */
+export function statusHost(r: HostRecord, knownHosts?: KnownHostsCache): StatusHost {
+  const name = knownHosts && nameForKey(knownHosts.get(), r.hostKey);
+  return {
+    host: escapeText(name ?? fingerprint(r.hostKey)),
+    hostKey: fingerprint(r.hostKey),
+    key: r.learnedKey ? fingerprint(r.learnedKey) : null,
+    failures: r.failures,
+  };
+}
+
 /** The agent's state; nothing about keys while locked. */
 export function agentStatus(
   keyring: Keyring<ConnectionContext>,
   vault: VaultBridge | undefined,
-  info: { pid: number; startedAt: number; socket: string },
+  info: {
+    pid: number;
+    startedAt: number;
+    socket: string;
+    approvals?: OpenApproval[];
+    hosts?: HostRecord[];
+    knownHosts?: KnownHostsCache;
+  },
 ): AgentStatus {
   const now = Date.now();
   return {
@@ -41,5 +87,7 @@ export function agentStatus(
             (d) => (d.from.hostname ? `${hopText(d.from)}>` : '') + hopText(d.to),
           ),
         })),
+    approvals: (info.approvals ?? []).map((a) => statusApproval(a, info.knownHosts)),
+    hosts: (info.hosts ?? []).map((h) => statusHost(h, info.knownHosts)),
   };
 }
