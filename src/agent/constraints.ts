@@ -9,8 +9,17 @@ export const CONSTRAIN = { LIFETIME: 1, CONFIRM: 2, MAXSIGN: 3, EXTENSION: 255 }
 
 export const RESTRICT_DESTINATION = 'restrict-destination-v00@openssh.com';
 
+/**
+ * tsagent's own: the key is neither listed nor used on a forwarded connection
+ * (`tsagent add --local-only`). No data follows the name. OpenSSH's agent
+ * refuses the add (unknown constraint), so the key never lands there unmarked.
+ */
+export const LOCAL_ONLY = 'local-only@tsagent';
+
 /** A key constraint extension we understand; anything else makes the add fail. */
-export type ConstraintExtension = { name: typeof RESTRICT_DESTINATION; data: Buffer };
+export type ConstraintExtension =
+  | { name: typeof RESTRICT_DESTINATION; data: Buffer }
+  | { name: typeof LOCAL_ONLY; data?: undefined };
 
 export interface KeySpec {
   key: Buffer;
@@ -35,6 +44,8 @@ export interface Constraints {
   extensions: ConstraintExtension[];
   /** Parsed from restrict-destination-v00@openssh.com by the decoder. */
   destinations?: DestinationConstraint[];
+  /** From local-only@tsagent: never listed nor used on a forwarded connection. */
+  localOnly?: boolean;
 }
 
 /** OpenSSH's AGENT_MAX_DEST_CONSTRAINTS. */
@@ -102,10 +113,15 @@ export function decodeConstraints(r: WireReader): Constraints {
         break;
       case CONSTRAIN.EXTENSION: {
         const name = r.text();
-        if (name !== RESTRICT_DESTINATION)
+        if (name !== RESTRICT_DESTINATION && name !== LOCAL_ONLY)
           throw new WireError(`unsupported constraint extension ${JSON.stringify(name)}`);
         if (c.extensions.some((e) => e.name === name))
           throw new WireError(`constraint ${name} repeated`);
+        if (name === LOCAL_ONLY) {
+          c.localOnly = true;
+          c.extensions.push({ name });
+          break;
+        }
         const data = r.string();
         c.destinations = parseDestinationConstraints(data);
         c.extensions.push({ name, data });
@@ -121,7 +137,11 @@ export function decodeConstraints(r: WireReader): Constraints {
 /** Is there anything to encode (ADD_ID_CONSTRAINED rather than ADD_IDENTITY)? */
 export function hasConstraints(c: Constraints): boolean {
   return (
-    c.lifetime !== undefined || !!c.confirm || c.maxSign !== undefined || c.extensions.length > 0
+    c.lifetime !== undefined ||
+    !!c.confirm ||
+    c.maxSign !== undefined ||
+    c.extensions.length > 0 ||
+    !!c.localOnly
   );
 }
 
@@ -130,6 +150,11 @@ export function encodeConstraints(w: WireWriter, c: Constraints): WireWriter {
   if (c.lifetime !== undefined) w.byte(CONSTRAIN.LIFETIME).uint32(c.lifetime);
   if (c.confirm) w.byte(CONSTRAIN.CONFIRM);
   if (c.maxSign !== undefined) w.byte(CONSTRAIN.MAXSIGN).uint32(c.maxSign);
-  for (const e of c.extensions) w.byte(CONSTRAIN.EXTENSION).string(e.name).string(e.data);
+  for (const e of c.extensions) {
+    w.byte(CONSTRAIN.EXTENSION).string(e.name);
+    if (e.data) w.string(e.data);
+  }
+  if (c.localOnly && !c.extensions.some((e) => e.name === LOCAL_ONLY))
+    w.byte(CONSTRAIN.EXTENSION).string(LOCAL_ONLY);
   return w;
 }

@@ -2,14 +2,8 @@
 // It knows nothing of sockets; the server turns requests into calls on it.
 
 import type { Constraints, DestinationConstraint } from './constraints';
-import {
-  BindState,
-  checkSignDestination,
-  identityPermitted,
-  isForwarded,
-  loginMatchesLastBind,
-  parseUserauthRequest,
-} from './destination';
+import { BindState, isForwarded, loginMatchesLastBind, parseUserauthRequest } from './destination';
+import { identityVisible, signPermitted } from './local-only';
 import { LockHash, hashLockPassphrase, lockPassphraseMatches } from './lock-passphrase';
 import { PassphraseAttempts } from './passphrase-attempts';
 import type { Identity } from './protocol';
@@ -26,6 +20,7 @@ export interface Entry {
   confirmForwarded: boolean;
   /** Hops the key may be used on (ssh-add -h); empty = anywhere. */
   destinations: DestinationConstraint[];
+  localOnly?: boolean; // never listed nor used on a forwarded connection (local-only.ts)
   /** Came from the vault: dropped from memory on lock, restored by unlocking the vault. */
   fromVault: boolean;
   /** ms since epoch, or undefined for no expiry. */
@@ -164,7 +159,7 @@ export class Keyring<C extends RequestContext = RequestContext> implements Serve
     this.reap();
     const state = bindState(ctx);
     return [...this.entries.values()]
-      .filter((e) => identityPermitted(e.destinations, state, null).ok)
+      .filter((e) => identityVisible(e, state))
       .map((e) => ({ keyBlob: e.key.publicBlob, comment: e.comment }));
   }
 
@@ -187,7 +182,7 @@ export class Keyring<C extends RequestContext = RequestContext> implements Serve
     if (constraints.maxSign !== undefined) return refused('maxsign is only for XMSS keys');
     const id = key.publicBlob.toString('base64');
     const existing = this.entries.get(id);
-    if (existing && !identityPermitted(existing.destinations, bindState(opts.ctx), null).ok)
+    if (existing && !identityVisible(existing, bindState(opts.ctx)))
       return refused('identity not visible to this connection');
     const limit = this.opts.maxIdentities ?? 10000;
     this.reap();
@@ -202,6 +197,7 @@ export class Keyring<C extends RequestContext = RequestContext> implements Serve
       confirm: !!constraints.confirm,
       confirmForwarded: !!opts.confirmForwarded,
       destinations: constraints.destinations ?? [],
+      localOnly: constraints.localOnly || undefined,
       fromVault: !!opts.fromVault,
     };
     if (
@@ -224,7 +220,7 @@ export class Keyring<C extends RequestContext = RequestContext> implements Serve
     const id = blob.toString('base64');
     const e = this.entries.get(id);
     // An identity this connection may not see, it may not remove either.
-    if (!e || !identityPermitted(e.destinations, bindState(ctx), null).ok) return false;
+    if (!e || !identityVisible(e, bindState(ctx))) return false;
     if (e.fromVault) this.removedFromVault.add(id);
     return this.drop(id);
   }
@@ -250,7 +246,7 @@ export class Keyring<C extends RequestContext = RequestContext> implements Serve
     if (!entry) return { ok: false, reason: this.locked ? 'locked' : 'unknown-key' };
     const state = bindState(context);
     const forwarded = isForwarded(state);
-    const dest = checkSignDestination(entry.destinations, state, blob, data);
+    const dest = signPermitted(entry, state, blob, data);
     if (!dest.ok) return { ok: false, reason: 'destination', detail: dest.reason, entry };
     // The login user, for prompts and the audit log, when the data is a userauth request.
     const login = parseUserauthRequest(data, blob);

@@ -21,8 +21,8 @@ export interface AgentOptions extends AgentSettings {
 export const USAGE = `usage: tsagent [-c | -s] [-Dd] [-a bind_address] [-E fingerprint_hash]
                [-O option] [-P allowed_providers] [-t life] [--new]
                [--vault path] [--audit-log path] [--lock-after life]
-               [--confirm-forwarded] [--max-connections n]
-               [--idle-timeout life] [--strict]
+               [--confirm-forwarded] [--allow-forwarded-changes]
+               [--max-connections n] [--idle-timeout life] [--strict]
        tsagent [-a bind_address] [-E fingerprint_hash] [-O option]
                [-P allowed_providers] [-t life] command [arg ...]
        tsagent [-c | -s] -k
@@ -50,13 +50,15 @@ tsagent options:
   --audit-log path       log every sign request here (default: audit.log beside the vault)
   --lock-after life      lock after this long without a signature
   --confirm-forwarded    ask before any use of a key through a forwarded connection
+  --allow-forwarded-changes
+                         serve adds, removes, lock and unlock from forwarded connections (as ssh-agent)
   --max-connections n    connections served at once (default 256)
   --idle-timeout life    close connections silent for this long (default 1h; 0 = never)
   --strict               refuse to start if process protection (no ptrace, no core dumps) fails
   -h, --help             show this help
 Commands:
   tsagent vault ...      manage the vault (tsagent vault --help)
-  tsagent add [--save] [-c] [-t life] file ...
+  tsagent add [--save] [-c] [-t life] [--local-only] file ...
                          add keys as ssh-add does; --save also stores them in the vault
   tsagent unlock         unlock the agent and load the vault's keys
   tsagent lock           lock the agent (the vault passphrase unlocks)
@@ -99,6 +101,7 @@ export function parseLifetime(s: string): number | null {
 export function parseAgentArgs(argv: string[]): AgentOptions {
   const o: AgentOptions = {
     confirmForwarded: false,
+    allowForwardedChanges: false,
     strict: false,
     foreground: false,
     debug: false,
@@ -203,6 +206,9 @@ function parseLongOption(o: AgentOptions, argv: string[], i: number): number {
       break;
     case '--confirm-forwarded':
       o.confirmForwarded = true;
+      break;
+    case '--allow-forwarded-changes':
+      o.allowForwardedChanges = true;
       break;
     case '--vault':
       o.vault = value();

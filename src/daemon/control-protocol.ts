@@ -19,6 +19,8 @@ export interface StatusKey {
   source: 'vault' | 'memory';
   confirm: boolean;
   confirmForwarded: boolean;
+  /** Never listed nor used through a forwarded connection (absent from older agents). */
+  localOnly?: boolean;
   lifetimeLeft: number | null; // seconds
   destinations: string[];
 }
@@ -32,6 +34,17 @@ export interface AgentStatus {
   /** The vault's keys are loaded (it has been unlocked since the last lock). */
   vaultLoaded: boolean;
   keys: StatusKey[];
+  /** Changes refused from forwarded connections since start (absent from older agents). */
+  refusedChanges?: { count: number; recent: RefusedChange[] };
+}
+
+/** One change refused from a forwarded connection, as status shows it. */
+export interface RefusedChange {
+  time: string; // ISO 8601
+  /** The message name: REMOVE_ALL_IDENTITIES, ADD_IDENTITY, LOCK… */
+  request: string;
+  /** The hosts it came through, this machine first. */
+  hops: string[];
 }
 
 export function encodeStatus(st: AgentStatus): Buffer {
@@ -51,9 +64,28 @@ function isStatusKey(k: unknown): k is StatusKey {
     (k.source === 'vault' || k.source === 'memory') &&
     typeof k.confirm === 'boolean' &&
     typeof k.confirmForwarded === 'boolean' &&
+    (k.localOnly === undefined || typeof k.localOnly === 'boolean') &&
     (k.lifetimeLeft === null || typeof k.lifetimeLeft === 'number') &&
     Array.isArray(k.destinations) &&
     k.destinations.every((d) => typeof d === 'string')
+  );
+}
+
+const isStrings = (v: unknown): v is string[] =>
+  Array.isArray(v) && v.every((s) => typeof s === 'string');
+
+function isRefusedChanges(v: unknown): v is AgentStatus['refusedChanges'] {
+  return (
+    isObject(v) &&
+    typeof v.count === 'number' &&
+    Array.isArray(v.recent) &&
+    v.recent.every(
+      (r) =>
+        isObject(r) &&
+        typeof r.time === 'string' &&
+        typeof r.request === 'string' &&
+        isStrings(r.hops),
+    )
   );
 }
 
@@ -82,5 +114,6 @@ export function decodeStatus(contents: Buffer): AgentStatus | null {
     !(isObject(vault) && typeof vault.path === 'string' && typeof vault.present === 'boolean')
   )
     return null;
+  if (v.refusedChanges !== undefined && !isRefusedChanges(v.refusedChanges)) return null;
   return v as unknown as AgentStatus;
 }

@@ -18,6 +18,7 @@ import { listenTarget } from './activation';
 import { startupDone } from './memory';
 import { recoveryPath } from './paths';
 import { auditRecord, confirmPrompt, refusedChangeRecord } from './prompt';
+import { RefusedChanges } from './refused-changes';
 import { agentStatus } from './status';
 import { VaultBridge } from './vault-bridge';
 
@@ -77,6 +78,7 @@ export async function serveAgent(
   const { paths } = cfg;
   const recoveryFile = recoveryPath(paths);
   const startedAt = Date.now();
+  const refused = new RefusedChanges();
   const server: AgentServer = new AgentServer(keyring, {
     log,
     maxConnections: cfg.maxConnections,
@@ -87,7 +89,7 @@ export async function serveAgent(
         type: 'extension-response',
         name: EXT.status,
         contents: encodeStatus(
-          agentStatus(keyring, vault, { pid: process.pid, startedAt, socket: paths.sock }),
+          agentStatus(keyring, vault, { pid: process.pid, startedAt, socket: paths.sock, refused }),
         ),
       }),
       [EXT.lock]: async (): Promise<Response> => ({
@@ -105,7 +107,12 @@ export async function serveAgent(
       if (ev.result.ok) vault?.touch(ev.result.entry.key.publicBlob);
     },
     vaultPresent: () => !!vault?.present,
-    onRefusedChange: (ev) => audit?.append(refusedChangeRecord(ev, knownHosts)),
+    allowForwardedChanges: cfg.allowForwardedChanges,
+    onRefusedChange: (ev) => {
+      const rec = refusedChangeRecord(ev, knownHosts);
+      refused.add(rec);
+      audit?.append(rec);
+    },
   });
   try {
     await server.listen(listenTarget(paths));

@@ -5,6 +5,7 @@ import type { Keyring } from '../agent/keyring';
 import { fingerprint } from '../ssh/fingerprint';
 import type { ConnectionContext } from '../agent/server';
 import type { AgentStatus } from './control-protocol';
+import type { RefusedChanges } from './refused-changes';
 import type { VaultBridge } from './vault-bridge';
 
 function hopText(h: Hop): string {
@@ -15,7 +16,7 @@ function hopText(h: Hop): string {
 export function agentStatus(
   keyring: Keyring<ConnectionContext>,
   vault: VaultBridge | undefined,
-  info: { pid: number; startedAt: number; socket: string },
+  info: { pid: number; startedAt: number; socket: string; refused?: RefusedChanges },
 ): AgentStatus {
   const now = Date.now();
   return {
@@ -35,11 +36,14 @@ export function agentStatus(
           source: e.fromVault ? 'vault' : 'memory',
           confirm: e.confirm,
           confirmForwarded: e.confirmForwarded,
+          localOnly: !!e.localOnly,
           lifetimeLeft:
             e.expiresAt === undefined ? null : Math.max(0, Math.ceil((e.expiresAt - now) / 1000)),
           destinations: e.destinations.map(
             (d) => (d.from.hostname ? `${hopText(d.from)}>` : '') + hopText(d.to),
           ),
         })),
+    // Shown locked too: what was refused, and from where, is no secret of the keys.
+    refusedChanges: info.refused?.view(),
   };
 }
