@@ -49,7 +49,7 @@ _tsagent_vault() {
         fi
         ;;
     generate) compgen -W "-t --type -b --bits -C --comment --confirm --lifetime -h --help" -- "$cur" ;;
-    set) compgen -W "--confirm --no-confirm --lifetime --allow --clear-allow --confirm-forwarded --no-confirm-forwarded -h --help" -- "$cur" ;;
+    set) compgen -W "--confirm --no-confirm --lifetime --allow --clear-allow --confirm-forwarded --no-confirm-forwarded --local-only --no-local-only -h --help" -- "$cur" ;;
     help) compgen -W "$subs" -- "$cur" ;;
     *) compgen -W "-h --help" -- "$cur" ;;
     esac
@@ -58,7 +58,7 @@ _tsagent_vault() {
 _tsagent() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
     local agent_opts="-a -c -s -D -d -k -t -E -O -P -h --help --new --vault --audit-log
-        --lock-after --confirm-forwarded --confirm-window --no-unlock-prompt --max-connections --idle-timeout --strict"
+        --lock-after --confirm-forwarded --confirm-window --no-unlock-prompt --allow-forwarded-changes --max-connections --idle-timeout --strict"
     local subs="vault status lock unlock approvals hosts add log init"
     local i sub= at=
     for ((i = 1; i < COMP_CWORD; i++)); do
@@ -100,7 +100,7 @@ _tsagent() {
         --vault) mapfile -t COMPREPLY < <(compgen -f -- "$cur") && return ;;
         esac
         if [[ $cur == -* ]]; then
-            mapfile -t COMPREPLY < <(compgen -W "--save -c -t --vault --passphrase-fd" -- "$cur")
+            mapfile -t COMPREPLY < <(compgen -W "--save -c -t --local-only --vault --passphrase-fd" -- "$cur")
         else
             mapfile -t COMPREPLY < <(compgen -f -- "$cur")
         fi
@@ -116,7 +116,7 @@ _tsagent() {
             return
         fi
         agent_opts="-t -E -O -P --vault --audit-log --lock-after --confirm-forwarded
-            --max-connections --idle-timeout --strict"
+            --allow-forwarded-changes --max-connections --idle-timeout --strict"
         ;;
     '') ;;
     *)

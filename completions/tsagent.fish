@@ -99,6 +99,7 @@ for n in __tsagent_no_subcommand '__tsagent_using init'
     complete -c tsagent -n $n -l confirm-forwarded -d 'ask before any use through a forwarded connection'
     complete -c tsagent -n $n -l no-unlock-prompt -d 'never ask for the vault passphrase when locked'
     complete -c tsagent -n $n -l confirm-window -x -d 'after a yes, do not ask the same use again for this long'
+    complete -c tsagent -n $n -l allow-forwarded-changes -d 'serve changes from forwarded connections'
     complete -c tsagent -n $n -l max-connections -x -d 'connections served at once'
     complete -c tsagent -n $n -l idle-timeout -x -d 'close connections silent this long'
     complete -c tsagent -n $n -l strict -d 'refuse to start if process protection fails'
@@ -113,6 +114,7 @@ complete -c tsagent -n '__tsagent_using unlock' -l passphrase-fd -x -d 'read the
 complete -c tsagent -n '__tsagent_using lock' -l passphrase-fd -x -d 'read the lock password from this fd'
 complete -c tsagent -n '__tsagent_using add' -F
 complete -c tsagent -n '__tsagent_using add' -l save -d 'also store the keys in the vault'
+complete -c tsagent -n '__tsagent_using add' -l local-only -d 'neither list nor use through a forwarded agent'
 complete -c tsagent -n '__tsagent_using add' -s c -d 'ask for confirmation before each use'
 complete -c tsagent -n '__tsagent_using add' -s t -x -d 'key lifetime'
 complete -c tsagent -n '__tsagent_using add' -l vault -r -F -d 'vault file'
@@ -149,4 +151,6 @@ complete -c tsagent -n '__tsagent_vault_using set' -l allow -x -d 'allow use onl
 complete -c tsagent -n '__tsagent_vault_using set' -l clear-allow -d 'remove all destination constraints'
 complete -c tsagent -n '__tsagent_vault_using set' -l confirm-forwarded -d 'ask when used through a forwarded agent'
 complete -c tsagent -n '__tsagent_vault_using set' -l no-confirm-forwarded -d 'do not ask for forwarded use'
+complete -c tsagent -n '__tsagent_vault_using set' -l local-only -d 'neither list nor use through a forwarded agent'
+complete -c tsagent -n '__tsagent_vault_using set' -l no-local-only -d 'serve through forwarded agents too'
 complete -c tsagent -n '__tsagent_vault_using help' -a "$__tsagent_vault_commands"

@@ -476,7 +476,8 @@ describe('error messages and exit codes', () => {
       name: 'vault: bad key type',
       args: vault('generate', '-t', 'dsa'),
       code: 2,
-      stderr: /argument 'dsa' is invalid\. Allowed choices are ed25519, ecdsa, rsa, mldsa44-ed25519/,
+      stderr:
+        /argument 'dsa' is invalid\. Allowed choices are ed25519, ecdsa, rsa, mldsa44-ed25519/,
     },
     {
       name: 'vault: ed25519 with -b',

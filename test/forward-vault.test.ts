@@ -1,5 +1,5 @@
 // Acceptance: destination constraints kept per key in the vault (`tsagent
-// vault set NAME --allow HOP`, --clear-allow, --confirm-forwarded), resolved by
+// vault set NAME --allow HOP`, --clear-allow, --confirm-forwarded, --local-only), resolved by
 // the agent through the known_hosts of its HOME and enforced like `ssh-add -h`,
 // across two real OpenSSH hops: the test is "sparrow", two sshd's on loopback
 // are "goober" and "boomer". One agent (with a vault) and one pair of sshd's
@@ -416,5 +416,39 @@ describe('vault destination constraints across sparrow → goober → boomer', {
     } finally {
       fs.writeFileSync(khFile, kh);
     }
+  });
+
+  it('--local-only: logins from here work, on goober the key is neither listed nor used; --no-local-only serves it there again', async () => {
+    await setDefaults(['--clear-allow'], []);
+    const localOnly = async (on: boolean) => {
+      const r = await world.vault(['set', key.comment, on ? '--local-only' : '--no-local-only']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(/\[local-only\]/.test(r.stderr), on, r.stderr);
+      await poll(
+        `local-only ${on}`,
+        () => world.status(agent),
+        (st) => st.keys.some((k) => k.fingerprint === key.fingerprint && k.localOnly === on),
+        15_000,
+      );
+    };
+    await localOnly(true);
+    newAudit();
+    const [direct, hidden, onward] = await results(
+      ssh(['goober', 'echo', 'direct']),
+      ssh(['-A', 'goober', 'echo', 'on-goober;', 'ssh-add', '-l']),
+      chain(['true']),
+    );
+    assert.equal(direct.code, 0, direct.stderr);
+    assert.equal(hidden.code, 1, hidden.stderr);
+    assert.equal(hidden.stdout, `on-goober\n${NO_IDENTITIES}`);
+    isRefused(onward);
+    // Three logins to goober signed here; nothing was signed through goober.
+    assert.deepEqual(newAudit(), [login('goober'), login('goober'), login('goober')]);
+
+    await localOnly(false);
+    const [listed, c] = await results(ssh(['-A', 'goober', 'ssh-add', '-l']), chain(['true']));
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.equal(listed.stdout, `${key.listLine}\n`);
+    assert.equal(c.code, 0, c.stderr);
   });
 });

@@ -14,14 +14,20 @@ export const RESTRICT_DESTINATION = 'restrict-destination-v00@openssh.com';
 export const ASSOCIATED_CERTS = 'associated-certs-v00@openssh.com';
 
 /**
+ * tsagent's own: the key is neither listed nor used on a forwarded connection
+ * (`tsagent add --local-only`). No data follows the name. OpenSSH's agent
+ * refuses the add (unknown constraint), so the key never lands there unmarked.
+ */
+export const LOCAL_ONLY = 'local-only@tsagent';
+
+/**
  * A key constraint extension we understand; anything else makes the add fail.
  * `data` is the extension's string (restrict-destination: the constraints;
- * sk-provider: the provider path).
+ * sk-provider: the provider path); local-only has none.
  */
-export type ConstraintExtension = {
-  name: typeof RESTRICT_DESTINATION | typeof SK_PROVIDER_EXTENSION;
-  data: Buffer;
-};
+export type ConstraintExtension =
+  | { name: typeof RESTRICT_DESTINATION | typeof SK_PROVIDER_EXTENSION; data: Buffer }
+  | { name: typeof LOCAL_ONLY; data?: undefined };
 
 /** The certificates of associated-certs-v00@openssh.com. */
 export interface AssociatedCerts {
@@ -60,6 +66,8 @@ export interface Constraints {
   skProvider?: string;
   /** associated-certs-v00@openssh.com (ADD_SMARTCARD_KEY_CONSTRAINED only). */
   associatedCerts?: AssociatedCerts;
+  /** From local-only@tsagent: never listed nor used on a forwarded connection. */
+  localOnly?: boolean;
 }
 
 /** ssh-agent.c AGENT_MAX_EXT_CERTS. */
@@ -161,6 +169,9 @@ export function decodeConstraints(r: WireReader, of: ConstraintsOf = 'identity')
           const data = r.string();
           c.destinations = parseDestinationConstraints(data);
           c.extensions.push({ name, data });
+        } else if (name === LOCAL_ONLY) {
+          c.localOnly = true;
+          c.extensions.push({ name });
         } else {
           throw new WireError(`unsupported constraint extension ${quoted(name)}`);
         }
@@ -180,7 +191,8 @@ export function hasConstraints(c: Constraints): boolean {
     !!c.confirm ||
     c.maxSign !== undefined ||
     c.extensions.length > 0 ||
-    !!c.associatedCerts
+    !!c.associatedCerts ||
+    !!c.localOnly
   );
 }
 
@@ -189,7 +201,12 @@ export function encodeConstraints(w: WireWriter, c: Constraints): WireWriter {
   if (c.lifetime !== undefined) w.byte(CONSTRAIN.LIFETIME).uint32(c.lifetime);
   if (c.confirm) w.byte(CONSTRAIN.CONFIRM);
   if (c.maxSign !== undefined) w.byte(CONSTRAIN.MAXSIGN).uint32(c.maxSign);
-  for (const e of c.extensions) w.byte(CONSTRAIN.EXTENSION).string(e.name).string(e.data);
+  for (const e of c.extensions) {
+    w.byte(CONSTRAIN.EXTENSION).string(e.name);
+    if (e.data) w.string(e.data);
+  }
+  if (c.localOnly && !c.extensions.some((e) => e.name === LOCAL_ONLY))
+    w.byte(CONSTRAIN.EXTENSION).string(LOCAL_ONLY);
   if (c.associatedCerts) {
     const certs = new WireWriter();
     for (const cert of c.associatedCerts.certs) certs.string(cert);

@@ -5,12 +5,11 @@ import type { Constraints, DestinationConstraint } from './constraints';
 import {
   BindState,
   bindStateOf,
-  checkSignDestination,
-  identityPermitted,
   isForwarded,
   loginMatchesLastBind,
   parseUserauthRequest,
 } from './destination';
+import { identityVisible, signPermitted } from './local-only';
 import { LockHash, hashLockPassphrase, lockPassphraseMatches } from './lock-passphrase';
 import { PassphraseAttempts } from './passphrase-attempts';
 import type { Identity } from './protocol';
@@ -28,6 +27,7 @@ export interface Entry {
   confirmForwarded: boolean;
   /** Hops the key may be used on (ssh-add -h); empty = anywhere. */
   destinations: DestinationConstraint[];
+  localOnly?: boolean; // never listed nor used on a forwarded connection (local-only.ts)
   /** Came from the vault: dropped from memory on lock, restored by unlocking the vault. */
   fromVault: boolean;
   /** ms since epoch, or undefined for no expiry. */
@@ -155,7 +155,7 @@ export class Keyring<C extends RequestContext = RequestContext> implements Serve
     this.reap();
     const state = bindStateOf(ctx);
     return [...this.entries.values()]
-      .filter((e) => identityPermitted(e.destinations, state, null).ok)
+      .filter((e) => identityVisible(e, state))
       .map((e) => ({ keyBlob: e.key.publicBlob, comment: e.comment }));
   }
 
@@ -178,7 +178,7 @@ export class Keyring<C extends RequestContext = RequestContext> implements Serve
     if (constraints.maxSign !== undefined) return refused('maxsign is only for XMSS keys');
     const id = key.publicBlob.toString('base64');
     const existing = this.entries.get(id);
-    if (existing && !identityPermitted(existing.destinations, bindStateOf(opts.ctx), null).ok)
+    if (existing && !identityVisible(existing, bindStateOf(opts.ctx)))
       return refused('identity not visible to this connection');
     const limit = this.opts.maxIdentities ?? 10000;
     this.reap();
@@ -193,6 +193,7 @@ export class Keyring<C extends RequestContext = RequestContext> implements Serve
       confirm: !!constraints.confirm,
       confirmForwarded: !!opts.confirmForwarded,
       destinations: constraints.destinations ?? [],
+      localOnly: constraints.localOnly || undefined,
       fromVault: !!opts.fromVault,
     };
     if (
@@ -215,7 +216,7 @@ export class Keyring<C extends RequestContext = RequestContext> implements Serve
     const id = blob.toString('base64');
     const e = this.entries.get(id);
     // An identity this connection may not see, it may not remove either.
-    if (!e || !identityPermitted(e.destinations, bindStateOf(ctx), null).ok) return false;
+    if (!e || !identityVisible(e, bindStateOf(ctx))) return false;
     if (e.fromVault) this.removedFromVault.add(id);
     return this.drop(id);
   }
@@ -241,7 +242,7 @@ export class Keyring<C extends RequestContext = RequestContext> implements Serve
     if (!entry) return { ok: false, reason: this.locked ? 'locked' : 'unknown-key' };
     const state = bindStateOf(context);
     const forwarded = isForwarded(state);
-    const dest = checkSignDestination(entry.destinations, state, blob, data);
+    const dest = signPermitted(entry, state, blob, data);
     if (!dest.ok) return { ok: false, reason: 'destination', detail: dest.reason, entry };
     const login = parseUserauthRequest(data, blob); // the login user, for prompts and audit
     const user = dest.user ?? login?.user;

@@ -1,5 +1,7 @@
-// `tsagent add [--save] [-c] [-t life] FILE…`: like ssh-add FILE, and with
-// --save the key is also stored in the vault (so it comes back after a reboot).
+// `tsagent add [--save] [-c] [-t life] [--local-only] FILE…`: like ssh-add FILE,
+// and with --save the key is also stored in the vault (so it comes back after a
+// reboot). --local-only: never listed nor used through a forwarded agent (the
+// local-only@tsagent constraint, which OpenSSH's agent refuses as unknown).
 
 import * as fs from 'node:fs';
 import { AgentClient } from '../agent/client';
@@ -14,11 +16,12 @@ import { parseLifetime } from './options';
 import { PassphraseReader } from './passphrase';
 
 const USAGE =
-  'usage: tsagent add [--save] [-c] [-t life] [--vault path] [--passphrase-fd n] file ...';
+  'usage: tsagent add [--save] [-c] [-t life] [--local-only] [--vault path] [--passphrase-fd n] file ...';
 
 interface AddOptions {
   save: boolean;
   confirm: boolean;
+  localOnly: boolean;
   lifetime?: number;
   vault?: string;
   fd?: number;
@@ -26,7 +29,7 @@ interface AddOptions {
 }
 
 function parseArgs(argv: string[]): AddOptions {
-  const o: AddOptions = { save: false, confirm: false, files: [] };
+  const o: AddOptions = { save: false, confirm: false, localOnly: false, files: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -35,6 +38,7 @@ function parseArgs(argv: string[]): AddOptions {
     };
     if (a === '--save') o.save = true;
     else if (a === '-c') o.confirm = true;
+    else if (a === '--local-only') o.localOnly = true;
     else if (a === '-t') {
       const t = parseLifetime(value());
       if (t === null) throw new UsageError('Invalid lifetime');
@@ -107,6 +111,7 @@ export async function runAdd(argv: string[]): Promise<number> {
     extensions: [],
     confirm: o.confirm || undefined,
     lifetime: o.lifetime,
+    localOnly: o.localOnly || undefined,
   };
   try {
     for (const k of keys) {
@@ -118,7 +123,8 @@ export async function runAdd(argv: string[]): Promise<number> {
         constraints,
       });
       if (r.type !== 'success') {
-        process.stderr.write(`tsagent add: the agent refused ${escapeText(k.comment)} (locked?)\n`);
+        const why = o.localOnly ? 'locked, or an agent without --local-only?' : 'locked?';
+        process.stderr.write(`tsagent add: the agent refused ${escapeText(k.comment)} (${why})\n`);
         return 1;
       }
       process.stderr.write(
@@ -139,6 +145,7 @@ export async function runAdd(argv: string[]): Promise<number> {
       const { added, skipped } = vault.add(keys, {
         confirm: o.confirm || undefined,
         lifetime: o.lifetime,
+        localOnly: o.localOnly || undefined,
       });
       for (const id of added)
         process.stderr.write(

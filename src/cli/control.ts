@@ -104,6 +104,7 @@ export async function runStatus(argv: string[]): Promise<number> {
           k.source,
           k.confirm ? 'confirm' : '',
           k.confirmForwarded ? 'confirm-forwarded' : '',
+          k.localOnly ? 'local-only' : '',
           k.lifetimeLeft !== null ? `expires in ${duration(k.lifetimeLeft)}` : '',
           k.destinations.length ? `only ${k.destinations.map(e).join(', ')}` : '',
         ].filter(Boolean);
@@ -119,12 +120,27 @@ export async function runStatus(argv: string[]): Promise<number> {
             `${duration(a.remaining)} left, used ${a.uses} time(s)`,
         );
       lines.push(...hostLines(st.hosts ?? []));
+      lines.push(...refusedLines(st));
       process.stdout.write(lines.join('\n') + '\n');
     }
     return !locked && st.keys.length > 0 ? 0 : 1;
   } finally {
     c.close();
   }
+}
+
+/** The changes refused from forwarded connections, latest first, each with its hop chain. */
+function refusedLines(st: AgentStatus): string[] {
+  const r = st.refusedChanges;
+  if (!r) return [];
+  const lines = [`refused from forwarded connections: ${r.count}`];
+  for (const c of [...r.recent].reverse()) {
+    const from = c.hops.length ? c.hops.map(escapeText).join(' \u2192 ') : 'an unbound connection';
+    lines.push(`  ${escapeText(c.time)} ${escapeText(c.request)} from ${from}`);
+  }
+  if (r.count > r.recent.length)
+    lines.push(`  (${r.count - r.recent.length} earlier: tsagent log)`);
+  return lines;
 }
 
 function hostLines(hosts: NonNullable<AgentStatus['hosts']>): string[] {

@@ -13,8 +13,8 @@ export type InitShell = (typeof SHELLS)[number];
 
 export const INIT_USAGE = `usage: tsagent init bash|zsh|fish [-E fingerprint_hash] [-O option] [-P allowed_providers]
                [-t life] [--vault path] [--audit-log path] [--lock-after life]
-               [--confirm-forwarded] [--max-connections n] [--idle-timeout life]
-               [--strict]`;
+               [--confirm-forwarded] [--allow-forwarded-changes] [--max-connections n]
+               [--idle-timeout life] [--strict]`;
 
 export const INIT_HELP = `${INIT_USAGE}
 

@@ -21,7 +21,7 @@ export const USAGE = `usage: tsagent [-c | -s] [-Dd] [-a bind_address] [-E finge
                [-O option] [-P allowed_providers] [-t life] [--new]
                [--vault path] [--audit-log path] [--lock-after life]
                [--confirm-forwarded] [--confirm-window life] [--no-unlock-prompt]
-               [--max-connections n]
+               [--allow-forwarded-changes] [--max-connections n]
                [--idle-timeout life] [--strict]
        tsagent [-a bind_address] [-E fingerprint_hash] [-O option]
                [-P allowed_providers] [-t life] command [arg ...]
@@ -54,13 +54,15 @@ tsagent options:
   --confirm-window life  after a confirm yes, the same use from the same session is not asked
                          again for this long (default 0: ask every time)
   --no-unlock-prompt     never ask for the vault passphrase when a locked agent is used
+  --allow-forwarded-changes
+                         serve adds, removes, lock and unlock from forwarded connections (as ssh-agent)
   --max-connections n    connections served at once (default 256)
   --idle-timeout life    close connections silent for this long (default 1h; 0 = never)
   --strict               refuse to start if process protection (no ptrace, no core dumps) fails
   -h, --help             show this help
 Commands:
   tsagent vault ...      manage the vault (tsagent vault --help)
-  tsagent add [--save] [-c] [-t life] file ...
+  tsagent add [--save] [-c] [-t life] [--local-only] file ...
                          add keys as ssh-add does; --save also stores them in the vault
   tsagent unlock         unlock the agent and load the vault's keys
   tsagent lock           lock the agent with a password, as ssh-add -x (it or the vault passphrase unlocks)
@@ -107,6 +109,7 @@ export function parseLifetime(s: string): number | null {
 export function parseAgentArgs(argv: string[]): AgentOptions {
   const o: AgentOptions = {
     confirmForwarded: false,
+    allowForwardedChanges: false,
     strict: false,
     foreground: false,
     debug: false,
@@ -211,6 +214,9 @@ function parseLongOption(o: AgentOptions, argv: string[], i: number): number {
       break;
     case '--confirm-forwarded':
       o.confirmForwarded = true;
+      break;
+    case '--allow-forwarded-changes':
+      o.allowForwardedChanges = true;
       break;
     case '--vault':
       o.vault = value();

@@ -118,6 +118,7 @@ function describeIdentity(id: VaultIdentity): string {
   const defaults = [
     id.confirm ? '[confirm]' : '',
     id.confirmForwarded ? '[confirm-forwarded]' : '',
+    id.localOnly ? '[local-only]' : '',
     id.lifetime ? `[lifetime ${formatLifetime(id.lifetime)}]` : '',
     id.allow?.length ? `[allow ${id.allow.join(',')}]` : '',
   ]
@@ -281,6 +282,7 @@ export async function cmdSet(
     allow?: string[];
     clearAllow?: boolean;
     confirmForwarded?: boolean;
+    localOnly?: boolean;
   },
 ) {
   if (
@@ -288,10 +290,11 @@ export async function cmdSet(
     opts.lifetime === undefined &&
     opts.allow === undefined &&
     !opts.clearAllow &&
-    opts.confirmForwarded === undefined
+    opts.confirmForwarded === undefined &&
+    opts.localOnly === undefined
   )
     throw new UsageError(
-      'nothing to set: give --confirm, --no-confirm, --lifetime SECONDS|none, --allow HOP, --clear-allow or --[no-]confirm-forwarded',
+      'nothing to set: give --confirm, --no-confirm, --lifetime SECONDS|none, --allow HOP, --clear-allow, --[no-]confirm-forwarded or --[no-]local-only',
     );
   const lifetime = opts.lifetime === undefined ? undefined : parseLifetime(opts.lifetime);
   if (opts.allow) checkAllow(ctx, opts.allow);
@@ -307,6 +310,7 @@ export async function cmdSet(
           allow,
           clearAllow: opts.clearAllow,
           confirmForwarded: opts.confirmForwarded,
+          localOnly: opts.localOnly,
         }),
       ),
     );

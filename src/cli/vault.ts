@@ -140,6 +140,8 @@ function buildProgram(
     .option('--clear-allow', 'remove all destination constraints')
     .option('--confirm-forwarded', 'ask for confirmation when used through a forwarded agent')
     .option('--no-confirm-forwarded', 'do not ask for forwarded use (unless --confirm)')
+    .option('--local-only', 'neither list nor use the key through a forwarded agent')
+    .option('--no-local-only', 'serve the key through forwarded agents too')
     .action((name, opts, cmd) => run((ctx) => cmdSet(ctx, name, opts), cmd));
   kdfOptions(
     program

@@ -13,6 +13,7 @@ export interface AgentSettings {
   fingerprintHash: 'sha256' | 'md5'; // -E
   newAgent: boolean; // --new
   confirmForwarded: boolean; // --confirm-forwarded
+  allowForwardedChanges?: boolean; // --allow-forwarded-changes
   vault?: string; // --vault PATH
   auditLog?: string; // --audit-log PATH
   lockAfter?: number; // --lock-after LIFE, seconds
@@ -30,6 +31,8 @@ export interface DaemonConfig {
   lifetime?: number;
   fingerprintHash: 'sha256' | 'md5';
   confirmForwarded?: boolean;
+  /** Serve changes from forwarded connections, as OpenSSH's agent does. */
+  allowForwardedChanges?: boolean;
   /** Where sign requests are logged (JSON lines); none if unset. */
   auditLog?: string;
   /** The vault file, if the agent serves one. */
@@ -72,6 +75,7 @@ export function daemonConfig(
     lifetime: o.lifetime,
     fingerprintHash: o.fingerprintHash,
     confirmForwarded: o.confirmForwarded,
+    allowForwardedChanges: o.allowForwardedChanges,
     auditLog,
     vault,
     lockAfter: o.lockAfter,

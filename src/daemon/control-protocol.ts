@@ -21,6 +21,8 @@ export interface StatusKey {
   source: 'vault' | 'memory';
   confirm: boolean;
   confirmForwarded: boolean;
+  /** Never listed nor used through a forwarded connection (absent from older agents). */
+  localOnly?: boolean;
   lifetimeLeft: number | null; // seconds
   destinations: string[];
 }
@@ -34,6 +36,8 @@ export interface AgentStatus {
   /** The vault's keys are loaded (it has been unlocked since the last lock). */
   vaultLoaded: boolean;
   keys: StatusKey[];
+  /** Changes refused from forwarded connections since start (absent from older agents). */
+  refusedChanges?: { count: number; recent: RefusedChange[] };
   /** Open approval windows (--confirm-window); absent from older agents. */
   approvals?: StatusApproval[];
   /** What the agent learned of which key each host accepts (issue 13); absent from older agents. */
@@ -71,6 +75,15 @@ export interface StatusApproval {
   uses: number;
 }
 
+/** One change refused from a forwarded connection, as status shows it. */
+export interface RefusedChange {
+  time: string; // ISO 8601
+  /** The message name: REMOVE_ALL_IDENTITIES, ADD_IDENTITY, LOCK… */
+  request: string;
+  /** The hosts it came through, this machine first. */
+  hops: string[];
+}
+
 export function encodeStatus(st: AgentStatus): Buffer {
   return Buffer.from(JSON.stringify(st), 'utf8');
 }
@@ -88,6 +101,7 @@ function isStatusKey(k: unknown): k is StatusKey {
     (k.source === 'vault' || k.source === 'memory') &&
     typeof k.confirm === 'boolean' &&
     typeof k.confirmForwarded === 'boolean' &&
+    (k.localOnly === undefined || typeof k.localOnly === 'boolean') &&
     (k.lifetimeLeft === null || typeof k.lifetimeLeft === 'number') &&
     Array.isArray(k.destinations) &&
     k.destinations.every((d) => typeof d === 'string')
@@ -103,6 +117,24 @@ function isStatusApproval(a: unknown): a is StatusApproval {
     typeof a.forwarded === 'boolean' &&
     typeof a.remaining === 'number' &&
     typeof a.uses === 'number'
+  );
+}
+
+const isStrings = (v: unknown): v is string[] =>
+  Array.isArray(v) && v.every((s) => typeof s === 'string');
+
+function isRefusedChanges(v: unknown): v is AgentStatus['refusedChanges'] {
+  return (
+    isObject(v) &&
+    typeof v.count === 'number' &&
+    Array.isArray(v.recent) &&
+    v.recent.every(
+      (r) =>
+        isObject(r) &&
+        typeof r.time === 'string' &&
+        typeof r.request === 'string' &&
+        isStrings(r.hops),
+    )
   );
 }
 
@@ -134,5 +166,6 @@ export function decodeStatus(contents: Buffer): AgentStatus | null {
     !(isObject(vault) && typeof vault.path === 'string' && typeof vault.present === 'boolean')
   )
     return null;
+  if (v.refusedChanges !== undefined && !isRefusedChanges(v.refusedChanges)) return null;
   return v as unknown as AgentStatus;
 }

@@ -26,6 +26,7 @@ import { listenTarget } from './activation';
 import { startupDone } from './memory';
 import { auditRecord, confirmPrompt, refusedChangeRecord } from './prompt';
 import { agentStatus, statusHost } from './status';
+import { RefusedChanges } from './refused-changes';
 import { VaultBridge } from './vault-bridge';
 import { WindowedConfirm } from './windowed-confirm';
 
@@ -110,6 +111,7 @@ export async function serveAgent(
   const { paths } = cfg;
   const startedAt = Date.now();
   const devices = agentDevices(cfg, keyring, log, env);
+  const refused = new RefusedChanges();
   const server: AgentServer = new AgentServer(keyring, {
     log,
     devices,
@@ -128,6 +130,7 @@ export async function serveAgent(
             approvals: approvals.windows.list(),
             hosts: keyOrder.order.entries(),
             knownHosts,
+            refused,
           }),
         ),
       }),
@@ -171,7 +174,12 @@ export async function serveAgent(
       if (ev.result.ok) vault?.touch(ev.result.entry.key.publicBlob);
     },
     vaultPresent: () => !!vault?.present,
-    onRefusedChange: (ev) => audit?.append(refusedChangeRecord(ev, knownHosts)),
+    allowForwardedChanges: cfg.allowForwardedChanges,
+    onRefusedChange: (ev) => {
+      const rec = refusedChangeRecord(ev, knownHosts);
+      refused.add(rec);
+      audit?.append(rec);
+    },
   });
   try {
     await server.listen(listenTarget(paths));

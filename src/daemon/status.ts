@@ -10,6 +10,7 @@ import { nameForKey } from '../agent/known-hosts';
 import { escapeText } from '../ssh/escape';
 import type { AgentStatus, StatusApproval, StatusHost } from './control-protocol';
 import type { KnownHostsCache } from './known-hosts-cache';
+import type { RefusedChanges } from './refused-changes';
 import type { VaultBridge } from './vault-bridge';
 
 function hopText(h: Hop): string {
@@ -61,6 +62,7 @@ export function agentStatus(
     approvals?: OpenApproval[];
     hosts?: HostRecord[];
     knownHosts?: KnownHostsCache;
+    refused?: RefusedChanges;
   },
 ): AgentStatus {
   const now = Date.now();
@@ -81,6 +83,7 @@ export function agentStatus(
           source: e.fromVault ? 'vault' : 'memory',
           confirm: e.confirm,
           confirmForwarded: e.confirmForwarded,
+          localOnly: !!e.localOnly,
           lifetimeLeft:
             e.expiresAt === undefined ? null : Math.max(0, Math.ceil((e.expiresAt - now) / 1000)),
           destinations: e.destinations.map(
@@ -89,5 +92,7 @@ export function agentStatus(
         })),
     approvals: (info.approvals ?? []).map((a) => statusApproval(a, info.knownHosts)),
     hosts: (info.hosts ?? []).map((h) => statusHost(h, info.knownHosts)),
+    // Shown locked too: what was refused, and from where, is no secret of the keys.
+    refusedChanges: info.refused?.view(),
   };
 }

@@ -141,7 +141,13 @@ export class VaultBridge {
         out.push({
           key,
           comment: Buffer.from(vi.comment),
-          constraints: { lifetime: left, confirm: vi.confirm, extensions: [], destinations },
+          constraints: {
+            lifetime: left,
+            confirm: vi.confirm,
+            extensions: [],
+            destinations,
+            localOnly: vi.localOnly === true || undefined,
+          },
           confirmForwarded: vi.confirmForwarded === true,
         });
       } catch (e) {

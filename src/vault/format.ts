@@ -34,7 +34,8 @@
 //   uint32 identity count
 //   per identity: string keyType, string publicBlob, string privateFields,
 //                 string metadata (UTF-8 JSON: comment, created, lastUsed?,
-//                 confirm?, lifetime?, allow?, plus unknown keys kept as-is)
+//                 confirm?, lifetime?, allow?, confirmForwarded?, localOnly?,
+//                 plus unknown keys kept as-is)
 //   zero padding up to a multiple of 4096 bytes, so the file size does not
 //   reveal the number of keys of a small vault.
 import * as crypto from 'node:crypto';
@@ -75,6 +76,8 @@ export interface VaultIdentity extends KeyMaterial {
   allow?: string[];
   /** Ask for confirmation only when used through a forwarded connection. */
   confirmForwarded?: boolean;
+  /** Never listed nor used through a forwarded connection (only on this machine). */
+  localOnly?: boolean;
   /** Metadata keys written by a newer tsagent, preserved on rewrite. */
   extra?: Record<string, unknown>;
 }
@@ -190,6 +193,7 @@ const KNOWN_META = new Set([
   'lifetime',
   'allow',
   'confirmForwarded',
+  'localOnly',
 ]);
 
 export function encodePayload(identities: readonly VaultIdentity[]): Buffer {
@@ -204,6 +208,7 @@ export function encodePayload(identities: readonly VaultIdentity[]): Buffer {
     if (id.lifetime !== undefined) meta.lifetime = id.lifetime;
     if (id.allow !== undefined) meta.allow = id.allow;
     if (id.confirmForwarded !== undefined) meta.confirmForwarded = id.confirmForwarded;
+    if (id.localOnly !== undefined) meta.localOnly = id.localOnly;
     w.string(id.keyType)
       .string(id.publicBlob)
       .string(id.privateFields)
@@ -229,6 +234,8 @@ function checkIdentity(id: VaultIdentity): void {
     throw bad('lastUsed must be a number');
   if (id.confirm !== undefined && typeof id.confirm !== 'boolean')
     throw bad('confirm must be a boolean');
+  if (id.localOnly !== undefined && typeof id.localOnly !== 'boolean')
+    throw bad('localOnly must be a boolean');
   if (id.lifetime !== undefined && !(Number.isInteger(id.lifetime) && id.lifetime > 0))
     throw bad('lifetime must be a positive number of seconds');
   if (
@@ -265,6 +272,7 @@ export function decodePayload(plain: Buffer): VaultIdentity[] {
       if (meta.allow !== undefined) id.allow = meta.allow as string[];
       if (meta.confirmForwarded !== undefined)
         id.confirmForwarded = meta.confirmForwarded as boolean;
+      if (meta.localOnly !== undefined) id.localOnly = meta.localOnly as boolean;
       if (Object.keys(extra).length) id.extra = extra;
       checkIdentity(id);
       out.push(id);

@@ -56,6 +56,8 @@ export function findIdentity(
 export interface IdentityDefaults {
   confirm?: boolean;
   confirmForwarded?: boolean;
+  /** Never listed nor used through a forwarded connection. */
+  localOnly?: boolean;
   /** Destination constraints to add; null clears them all. */
   allow?: string[] | null;
   /** Clear the constraints first, then add `allow` (replace the list). */
@@ -231,6 +233,10 @@ function applyDefaults(id: VaultIdentity, d: IdentityDefaults): void {
   if (d.confirmForwarded !== undefined) {
     if (d.confirmForwarded) id.confirmForwarded = true;
     else delete id.confirmForwarded;
+  }
+  if (d.localOnly !== undefined) {
+    if (d.localOnly) id.localOnly = true;
+    else delete id.localOnly;
   }
   if (d.allow === null || d.clearAllow) delete id.allow;
   if (d.allow?.length) id.allow = [...new Set([...(id.allow ?? []), ...d.allow])];
