@@ -28,7 +28,12 @@ const status: AgentStatus = {
 
 describe('control protocol', () => {
   it('names its extensions @tsagent; no lock extension (LOCK takes a passphrase)', () => {
-    assert.deepEqual(Object.values(EXT).sort(), ['status@tsagent', 'vault-unlock@tsagent']);
+    assert.deepEqual(Object.values(EXT).sort(), [
+      'approvals-clear@tsagent',
+      'hosts-forget@tsagent',
+      'status@tsagent',
+      'vault-unlock@tsagent',
+    ]);
   });
 
   it('decodes what it encodes', () => {
