@@ -9,56 +9,9 @@ import { errorMessage } from '../ssh/error';
 import { escapeText } from '../ssh/escape';
 
 export const DEFAULT_ALLOWED_PROVIDERS = '/usr/lib*/*,/usr/local/lib*/*';
-/** match.c match_pattern_list: a sub-pattern this long never matches. */
-const MAX_SUBPATTERN = 1023;
-
-/**
- * match.c match_pattern: `*` matches any run of characters (slashes too), `?`
- * any one character, everything else itself. Iterative, remembering only the
- * last `*`: O(|s|·|pattern|) at worst, never exponential.
- */
-export function matchPattern(s: string, pattern: string): boolean {
-  const str = Array.from(s);
-  const pat = Array.from(pattern);
-  let i = 0;
-  let p = 0;
-  let star = -1; // index in pat of the last '*'
-  let mark = 0; // where in str that '*' started matching
-  while (i < str.length) {
-    if (p < pat.length && (pat[p] === '?' || (pat[p] !== '*' && pat[p] === str[i]))) {
-      i++;
-      p++;
-    } else if (p < pat.length && pat[p] === '*') {
-      star = p++;
-      mark = i;
-    } else if (star >= 0) {
-      p = star + 1;
-      i = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (p < pat.length && pat[p] === '*') p++;
-  return p === pat.length;
-}
-
-/**
- * match.c match_pattern_list: 1 if some pattern of the comma-separated list
- * matches, -1 if a negated one (`!pattern`) does (negation wins), else 0.
- */
-export function matchPatternList(s: string, list: string): -1 | 0 | 1 {
-  let positive = false;
-  for (const item of list.split(',')) {
-    const negated = item.startsWith('!');
-    const sub = negated ? item.slice(1) : item;
-    if (sub.length > MAX_SUBPATTERN) return 0;
-    if (matchPattern(s, sub)) {
-      if (negated) return -1;
-      positive = true;
-    }
-  }
-  return positive ? 1 : 0;
-}
+// OpenSSH's match_pattern / match_pattern_list, the one matcher of the tree.
+export { matchPattern, matchPatternList } from '../ssh/pattern';
+import { matchPatternList } from '../ssh/pattern';
 
 export type ProviderCheck = { ok: true; path: string } | { ok: false; message: string };
 

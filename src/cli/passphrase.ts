@@ -2,7 +2,7 @@
 // else through SSH_ASKPASS, or (for scripts) one line per prompt from a file
 // descriptor. Never from arguments or the environment.
 import * as childProcess from 'node:child_process';
-import * as fs from 'node:fs';
+import { readLineSync } from '../daemon/fd-line';
 import type * as tty from 'node:tty';
 import { errorMessage } from '../ssh/error';
 
@@ -82,38 +82,26 @@ export class PassphraseReader {
 
   /** One line per prompt, read a byte at a time so the next prompt's line stays in the fd. */
   private fromFd(fd: number, prompt: string): Buffer<ArrayBuffer> {
-    const bytes: number[] = [];
-    const one = Buffer.alloc(1);
-    for (;;) {
-      let n: number;
-      try {
-        n = fs.readSync(fd, one, 0, 1, null);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'EAGAIN') {
-          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10); // non-blocking fd: wait, retry
-          continue;
-        }
-        // A closed fd reads as EBADF, or EINVAL in node.
-        if (code === 'EBADF' || code === 'EINVAL')
-          throw new PassphraseError(
-            `--passphrase-fd ${fd}: not an open file descriptor (e.g. --passphrase-fd 3 3< file)`,
-          );
-        throw new PassphraseError(`--passphrase-fd ${fd}: ${errorMessage(err)}`);
-      }
-      if (n === 0) {
-        if (bytes.length === 0)
-          throw new PassphraseError(
-            `--passphrase-fd ${fd}: no line left for "${prompt.trim()}" (end of input)`,
-          );
-        break;
-      }
-      if (one[0] === 0x0a) break;
-      bytes.push(one[0]);
+    let read: { line: Buffer; ended: boolean };
+    try {
+      read = readLineSync(fd);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // A closed fd reads as EBADF, or EINVAL in node.
+      if (code === 'EBADF' || code === 'EINVAL')
+        throw new PassphraseError(
+          `--passphrase-fd ${fd}: not an open file descriptor (e.g. --passphrase-fd 3 3< file)`,
+        );
+      throw new PassphraseError(`--passphrase-fd ${fd}: ${errorMessage(err)}`);
     }
-    if (bytes[bytes.length - 1] === 0x0d) bytes.pop();
-    const out = Buffer.from(bytes);
-    bytes.fill(0);
+    const { line, ended } = read;
+    if (ended && line.length === 0)
+      throw new PassphraseError(
+        `--passphrase-fd ${fd}: no line left for "${prompt.trim()}" (end of input)`,
+      );
+    const end = line[line.length - 1] === 0x0d ? line.length - 1 : line.length;
+    const out = Buffer.from(line.subarray(0, end));
+    line.fill(0);
     return out;
   }
 

@@ -11,6 +11,7 @@ import { escapeText } from '../ssh/escape';
 import { activatedPaths, passListenFd } from './activation';
 import { AgentSettings, daemonConfig, DaemonConfig } from './config';
 import { DaemonError } from './error';
+import { readLineSync } from './fd-line';
 import { AgentPaths, defaultAgentPaths, ensurePrivateDir, socketPaths } from './paths';
 
 /** Is an agent answering on this socket? A REQUEST_IDENTITIES round trip decides. */
@@ -151,23 +152,9 @@ function spawnBackground(o: AgentSettings, paths: AgentPaths, mainScript: string
   });
 }
 
-/** One line from the control fd, read a byte at a time (nothing after it is consumed). */
+/** One line from the control fd (nothing after it is consumed). */
 function readControlLine(fd: number): string {
-  const bytes: number[] = [];
-  const one = Buffer.alloc(1);
-  for (;;) {
-    let n: number;
-    try {
-      n = fs.readSync(fd, one, 0, 1, null);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
-      continue;
-    }
-    if (n === 0 || one[0] === 0x0a) break;
-    bytes.push(one[0]);
-  }
-  return Buffer.from(bytes).toString('utf8');
+  return readLineSync(fd).line.toString('utf8');
 }
 
 /**

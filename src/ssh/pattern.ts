@@ -51,6 +51,9 @@ export function matchPattern(
  * OpenSSH's match_pattern_list: 1 if `s` matches a pattern of the comma-separated
  * list, -1 if it matches a negated one (`!pattern`, which wins), 0 otherwise.
  */
+/** match.c match_pattern_list's limit on one sub-pattern. */
+const MAX_SUBPATTERN = 1023;
+
 export function matchPatternList(
   s: string,
   list: string,
@@ -60,6 +63,8 @@ export function matchPatternList(
   for (const item of list.split(',')) {
     const negated = item.startsWith('!');
     const pattern = negated ? item.slice(1) : item;
+    // match.c: a sub-pattern of 1024 bytes or more makes the whole list fail to match.
+    if (Buffer.byteLength(pattern) > MAX_SUBPATTERN) return 0;
     if (!matchPattern(s, pattern, opts)) continue;
     if (negated) return -1;
     hit = 1;
