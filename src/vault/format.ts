@@ -34,7 +34,8 @@
 //   uint32 identity count
 //   per identity: string keyType, string publicBlob, string privateFields,
 //                 string metadata (UTF-8 JSON: comment, created, lastUsed?,
-//                 confirm?, lifetime?, allow?, plus unknown keys kept as-is)
+//                 confirm?, lifetime?, allow?, confirmForwarded?,
+//                 skProvider? (security keys), plus unknown keys kept as-is)
 //   zero padding up to a multiple of 4096 bytes, so the file size does not
 //   reveal the number of keys of a small vault.
 import * as crypto from 'node:crypto';
@@ -75,6 +76,8 @@ export interface VaultIdentity extends KeyMaterial {
   allow?: string[];
   /** Ask for confirmation only when used through a forwarded connection. */
   confirmForwarded?: boolean;
+  /** Security keys: the middleware that signs (ssh-add's SSH_SK_PROVIDER; "internal" is OpenSSH's). */
+  skProvider?: string;
   /** Metadata keys written by a newer tsagent, preserved on rewrite. */
   extra?: Record<string, unknown>;
 }
@@ -190,6 +193,7 @@ const KNOWN_META = new Set([
   'lifetime',
   'allow',
   'confirmForwarded',
+  'skProvider',
 ]);
 
 export function encodePayload(identities: readonly VaultIdentity[]): Buffer {
@@ -204,6 +208,7 @@ export function encodePayload(identities: readonly VaultIdentity[]): Buffer {
     if (id.lifetime !== undefined) meta.lifetime = id.lifetime;
     if (id.allow !== undefined) meta.allow = id.allow;
     if (id.confirmForwarded !== undefined) meta.confirmForwarded = id.confirmForwarded;
+    if (id.skProvider !== undefined) meta.skProvider = id.skProvider;
     w.string(id.keyType)
       .string(id.publicBlob)
       .string(id.privateFields)
@@ -236,6 +241,8 @@ function checkIdentity(id: VaultIdentity): void {
     !(Array.isArray(id.allow) && id.allow.every((a) => typeof a === 'string'))
   )
     throw bad('allow must be a list of strings');
+  if (id.skProvider !== undefined && (typeof id.skProvider !== 'string' || !id.skProvider))
+    throw bad('skProvider must be a non-empty string');
 }
 
 export function decodePayload(plain: Buffer): VaultIdentity[] {
@@ -265,6 +272,7 @@ export function decodePayload(plain: Buffer): VaultIdentity[] {
       if (meta.allow !== undefined) id.allow = meta.allow as string[];
       if (meta.confirmForwarded !== undefined)
         id.confirmForwarded = meta.confirmForwarded as boolean;
+      if (meta.skProvider !== undefined) id.skProvider = meta.skProvider as string;
       if (Object.keys(extra).length) id.extra = extra;
       checkIdentity(id);
       out.push(id);
