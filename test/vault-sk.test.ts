@@ -101,7 +101,13 @@ describe(
 
     it('vault list shows them', async () => {
       const r = await world.vault(['list']);
-      for (const c of cases) assert.ok(r.stdout.includes(`${c.name}@sk`), r.stdout);
+      for (const c of cases) {
+        const line = listLines(r.stdout).find((l) => l.includes(`${c.name}@sk`));
+        assert.ok(line, r.stdout);
+        assert.ok(line.startsWith(`256 ${c.fingerprint} `), line);
+        assert.match(line, /\((ED25519|ECDSA)-SK\)/);
+        assert.ok(line.includes(`[sk-provider ${SK_DUMMY}]`), line);
+      }
     });
 
     it('the vault holds no key handle in clear', () => {
@@ -130,6 +136,19 @@ describe(
         assert.ok(s.sig);
         const v = await verifySignature(world, c.publicLine, text, s.sig);
         assert.equal(v.code, 0, `${c.name}: ${v.stderr}`);
+      }
+    });
+
+    it('a provider the -P allow-list refuses keeps the vault sk keys out of the agent', async () => {
+      const other = await world.startAgent({ args: ['-P', '/nonexistent/*'] });
+      try {
+        const x = await world.sshAdd(other, ['-X'], VAULT_PASS);
+        assert.equal(x.code, 0, x.stderr);
+        const l = await world.sshAdd(other, ['-l']);
+        for (const c of cases) assert.ok(!l.stdout.includes(c.fingerprint), l.stdout);
+        assert.match(other.log(), /vault key "id_ed25519_sk@sk" not loaded/);
+      } finally {
+        await other.stop();
       }
     });
 

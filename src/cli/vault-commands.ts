@@ -120,6 +120,7 @@ function describeIdentity(id: VaultIdentity): string {
     id.confirmForwarded ? '[confirm-forwarded]' : '',
     id.lifetime ? `[lifetime ${formatLifetime(id.lifetime)}]` : '',
     id.allow?.length ? `[allow ${id.allow.join(',')}]` : '',
+    id.skProvider ? `[sk-provider ${escapeText(id.skProvider)}]` : '',
   ]
     .filter(Boolean)
     .join(' ');
