@@ -12,7 +12,7 @@ import { readSkPrivateKey } from '../src/ssh/sk-key';
 import { WireReader } from '../src/ssh/wire';
 import { parseKeyFile } from '../src/vault/keyfile';
 import { SSH_KEYGEN, run } from './fixtures/run';
-import { SK_DUMMY, skipUnlessSk } from './fixtures/sk';
+import { SK_DUMMY, SK_FIXTURES, skipUnlessSk } from './fixtures/sk';
 import {
   VAULT_PASS,
   VaultAgent,
@@ -162,3 +162,24 @@ describe(
     });
   },
 );
+
+describe('vault: sk key files read into the bytes ssh-add sends', () => {
+  for (const name of ['id_ed25519_sk', 'id_ecdsa_sk']) {
+    it(`${name}: the private fields are those of ssh-add's ADD_IDENTITY`, () => {
+      const file = path.join(SK_FIXTURES, name);
+      const km = parseKeyFile(fs.readFileSync(file), { defaultComment: file });
+      const pubLine = fs.readFileSync(`${file}.pub`, 'utf8').split(' ');
+      assert.equal(km.keyType, pubLine[0]);
+      assert.equal(km.publicBlob.toString('base64'), pubLine[1]);
+      // The recorded request: byte type, string key type, the private fields, string comment, …
+      const add = fs.readFileSync(path.join(SK_FIXTURES, `${name}.add.bin`));
+      const r = new WireReader(add.subarray(1));
+      assert.equal(r.text(), km.keyType);
+      const fields = add.subarray(
+        add.length - r.remaining,
+        add.length - r.remaining + km.privateFields.length,
+      );
+      assert.ok(fields.equals(km.privateFields));
+    });
+  }
+});
