@@ -1,6 +1,8 @@
 // The agent's side of the vault: opening it with a passphrase, turning its
 // identities into keyring identities with their per-key defaults, noticing
 // changes the CLI writes while the agent runs, and recording last use.
+// Security keys become device keys with their stored provider, through the
+// same check as an ssh-add of an sk key (DeviceKeys.securityKey).
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
