@@ -37,6 +37,8 @@ export class VaultBridge {
    * key whose lifetime is over.
    */
   private readonly servedSince = new Map<string, number>();
+  /** Counts changes handed on, so a slower earlier one is not applied after a later one. */
+  private changes = 0;
   /**
    * Makes a security key of the vault a device key with its provider: the
    * same check as an ADD_IDENTITY with sk-provider (DeviceKeys.securityKey,
@@ -201,10 +203,7 @@ export class VaultBridge {
           // Events come for any write in ~/.ssh; only a changed known_hosts matters.
           if (!this.knownHosts.changed()) return;
           const open = this.open;
-          if (open?.identities.some((i) => i.allow?.length))
-            void this.identities(open.identities).then((ids) => {
-              if (this.open === open) this.onChange(ids);
-            });
+          if (open?.identities.some((i) => i.allow?.length)) this.changed(open);
         }, 50);
         khTimer.unref();
       });
@@ -214,6 +213,14 @@ export class VaultBridge {
     }
   }
 
+  /** Hand the current identities to onChange, unless a later change (or a lock) overtook them. */
+  private changed(open: UnlockedVault): void {
+    const seq = ++this.changes;
+    void this.identities(open.identities).then((ids) => {
+      if (this.open === open && seq === this.changes) this.onChange(ids);
+    });
+  }
+
   private reload(): void {
     if (!this.open) return;
     // Our own writes (last-use times) change nothing the keyring serves.
@@ -221,9 +228,7 @@ export class VaultBridge {
     try {
       const open = this.open;
       open.reload();
-      void this.identities(open.identities).then((ids) => {
-        if (this.open === open) this.onChange(ids);
-      });
+      this.changed(open);
     } catch (e) {
       // The passphrase changed, or the file went away: forget the vault until unlocked again.
       this.log(`vault ${this.vaultPath} changed and cannot be re-read: ${errorMessage(e)}`);
