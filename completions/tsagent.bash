@@ -16,7 +16,7 @@ _tsagent_vault() {
         esac
     done
     case $prev in
-    --vault)
+    --vault | --sk-provider)
         compgen -f -- "$cur"
         return
         ;;
@@ -43,7 +43,7 @@ _tsagent_vault() {
     init | passwd) compgen -W "$kdf -h --help" -- "$cur" ;;
     import)
         if [[ $cur == -* ]]; then
-            compgen -W "--confirm --lifetime -h --help" -- "$cur"
+            compgen -W "--confirm --lifetime --sk-provider -h --help" -- "$cur"
         else
             compgen -f -- "$cur"
         fi

@@ -141,6 +141,7 @@ for sub in import generate
     complete -c tsagent -n "__tsagent_vault_using $sub" -l lifetime -x -d 'lifetime after unlocking'
 end
 complete -c tsagent -n '__tsagent_vault_using import' -F
+complete -c tsagent -n '__tsagent_vault_using import' -l sk-provider -r -F -d 'middleware of security keys'
 complete -c tsagent -n '__tsagent_vault_using generate' -s t -l type -x -a 'ed25519 ecdsa rsa mldsa44-ed25519' -d 'key type'
 complete -c tsagent -n '__tsagent_vault_using generate' -s b -l bits -x -a '256 384 521 2048 3072 4096' -d 'key size'
 complete -c tsagent -n '__tsagent_vault_using generate' -s C -l comment -x -d 'key comment'

@@ -16,7 +16,6 @@ import type { Identity } from './protocol';
 import { sign } from './signer';
 import { decodeSignedData, SignedData } from './signed-data';
 import { errorMessage } from '../ssh/error';
-import type { PrivateKey } from '../ssh/privatekey';
 import type { AddResult, AgentKey, AgentService } from './service';
 
 export interface Entry {
@@ -37,7 +36,7 @@ export interface Entry {
 
 /** An identity to load, as the vault hands it over. */
 export interface NewIdentity {
-  key: PrivateKey;
+  key: AgentKey;
   comment: Buffer;
   constraints: Constraints;
   confirmForwarded?: boolean;

@@ -121,6 +121,7 @@ function describeIdentity(id: VaultIdentity): string {
     id.localOnly ? '[local-only]' : '',
     id.lifetime ? `[lifetime ${formatLifetime(id.lifetime)}]` : '',
     id.allow?.length ? `[allow ${id.allow.join(',')}]` : '',
+    id.skProvider ? `[sk-provider ${escapeText(id.skProvider)}]` : '',
   ]
     .filter(Boolean)
     .join(' ');
@@ -150,9 +151,11 @@ export async function cmdInit(
 export async function cmdImport(
   ctx: Context,
   files: string[],
-  opts: { confirm?: boolean; lifetime?: string },
+  opts: { confirm?: boolean; lifetime?: string; skProvider?: string },
 ) {
   const lifetime = opts.lifetime === undefined ? undefined : parseLifetime(opts.lifetime);
+  // As ssh-add: --sk-provider, else $SSH_SK_PROVIDER, else OpenSSH's built-in middleware.
+  const skProvider = opts.skProvider || process.env.SSH_SK_PROVIDER || 'internal';
   // Read and classify every file first, so a bad path fails before any prompt.
   const pending: { file: string; data: Buffer; key?: ImportedKey }[] = [];
   for (const file of files) {
@@ -187,7 +190,7 @@ export async function cmdImport(
         passphrase.fill(0);
       }
     }
-    const { added, skipped } = vault.add(keys, { confirm: opts.confirm, lifetime });
+    const { added, skipped } = vault.add(keys, { confirm: opts.confirm, lifetime, skProvider });
     for (const s of skipped)
       ctx.note(
         `Already in the vault: ${escapeText(s.key.comment)} (${fingerprint(s.key.publicBlob)}) as "${escapeText(s.existing.comment)}"`,

@@ -85,7 +85,11 @@ function buildProgram(
     program
       .command('import')
       .description(
-        'import private key files: OpenSSH, PEM (PKCS#1/PKCS#8/SEC1), PKCS#12, PuTTY .ppk v2',
+        'import private key files: OpenSSH (security keys too), PEM (PKCS#1/PKCS#8/SEC1), PKCS#12, PuTTY .ppk v2',
+      )
+      .option(
+        '--sk-provider <path>',
+        'security keys: the middleware that signs with them (default $SSH_SK_PROVIDER, else internal)',
       )
       .argument('<file...>'),
   ).action((files, opts, cmd) => run((ctx) => cmdImport(ctx, files, opts), cmd));

@@ -112,6 +112,8 @@ export async function serveAgent(
   const startedAt = Date.now();
   const devices = agentDevices(cfg, keyring, log, env);
   const refused = new RefusedChanges();
+  // Vault security keys take the path of an ssh-add with sk-provider (local, allow-listed).
+  if (vault) vault.securityKey = (key, provider) => devices.securityKey(key, provider, false);
   const server: AgentServer = new AgentServer(keyring, {
     log,
     devices,

@@ -1,6 +1,8 @@
 // The agent's side of the vault: opening it with a passphrase, turning its
 // identities into keyring identities with their per-key defaults, noticing
 // changes the CLI writes while the agent runs, and recording last use.
+// Security keys become device keys with their stored provider, through the
+// same check as an ssh-add of an sk key (DeviceKeys.securityKey).
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -8,7 +10,10 @@ import * as path from 'node:path';
 import { destinationsFromSpecs } from '../agent/destination';
 import type { NewIdentity } from '../agent/keyring';
 import { keysForHost } from '../agent/known-hosts';
+import type { DeviceKey } from '../agent/device-key';
+import type { DeviceResult } from '../agent/device-keys';
 import { readPrivateKey } from '../ssh/privatekey';
+import { isSkKeyType, readSkPrivateKey, SkPrivateKey } from '../ssh/sk-key';
 import { errorMessage } from '../ssh/error';
 import { WireReader } from '../ssh/wire';
 import type { VaultFile } from '../vault/store';
@@ -32,6 +37,14 @@ export class VaultBridge {
    * key whose lifetime is over.
    */
   private readonly servedSince = new Map<string, number>();
+  /** Counts changes handed on, so a slower earlier one is not applied after a later one. */
+  private changes = 0;
+  /**
+   * Makes a security key of the vault a device key with its provider: the
+   * same check as an ADD_IDENTITY with sk-provider (DeviceKeys.securityKey,
+   * the -P allow-list). Wired by serve.ts; without it sk keys are not loaded.
+   */
+  securityKey?: (key: SkPrivateKey, provider: string) => Promise<DeviceResult<DeviceKey>>;
 
   constructor(
     readonly vaultPath: string,
@@ -71,7 +84,7 @@ export class VaultBridge {
       this.forget();
       this.open = uv;
       this.watch();
-      return this.identities(uv.identities);
+      return await this.identities(uv.identities);
     } catch (e) {
       const code = (e as { code?: string }).code;
       this.log(
@@ -115,7 +128,7 @@ export class VaultBridge {
     });
   }
 
-  private identities(list: readonly VaultIdentity[]): NewIdentity[] {
+  private async identities(list: readonly VaultIdentity[]): Promise<NewIdentity[]> {
     const known = list.some((i) => i.allow?.length) ? this.knownHosts.get() : [];
     const out: NewIdentity[] = [];
     const now = Date.now();
@@ -132,7 +145,7 @@ export class VaultBridge {
           continue;
         }
         this.servedSince.set(id, since);
-        const key = readPrivateKey(new WireReader(vi.privateFields), vi.keyType);
+        const key = await this.agentKey(vi);
         const destinations = vi.allow?.length
           ? destinationsFromSpecs(vi.allow, (h) =>
               keysForHost(known, h).map((k) => ({ key: k.keyBlob, isCA: k.isCA })),
@@ -155,6 +168,17 @@ export class VaultBridge {
       }
     }
     return out;
+  }
+
+  private async agentKey(vi: VaultIdentity): Promise<NewIdentity['key']> {
+    const r = new WireReader(vi.privateFields);
+    if (!isSkKeyType(vi.keyType)) return readPrivateKey(r, vi.keyType);
+    const sk = readSkPrivateKey(vi.keyType, r);
+    r.end();
+    if (!this.securityKey) throw new Error('security keys cannot be served here');
+    const dev = await this.securityKey(sk, vi.skProvider ?? 'internal');
+    if (!dev.ok) throw new Error(dev.reason);
+    return dev.value;
   }
 
   /** Follow changes the CLI makes (rename-over writes), while the vault is open. */
@@ -184,8 +208,8 @@ export class VaultBridge {
           khTimer = null;
           // Events come for any write in ~/.ssh; only a changed known_hosts matters.
           if (!this.knownHosts.changed()) return;
-          if (this.open?.identities.some((i) => i.allow?.length))
-            this.onChange(this.identities(this.open.identities));
+          const open = this.open;
+          if (open?.identities.some((i) => i.allow?.length)) this.changed(open);
         }, 50);
         khTimer.unref();
       });
@@ -195,13 +219,22 @@ export class VaultBridge {
     }
   }
 
+  /** Hand the current identities to onChange, unless a later change (or a lock) overtook them. */
+  private changed(open: UnlockedVault): void {
+    const seq = ++this.changes;
+    void this.identities(open.identities).then((ids) => {
+      if (this.open === open && seq === this.changes) this.onChange(ids);
+    });
+  }
+
   private reload(): void {
     if (!this.open) return;
     // Our own writes (last-use times) change nothing the keyring serves.
     if (this.open.isCurrent()) return;
     try {
-      this.open.reload();
-      this.onChange(this.identities(this.open.identities));
+      const open = this.open;
+      open.reload();
+      this.changed(open);
     } catch (e) {
       // The passphrase changed, or the file went away: forget the vault until unlocked again.
       this.log(`vault ${this.vaultPath} changed and cannot be re-read: ${errorMessage(e)}`);

@@ -1,5 +1,5 @@
 // OpenSSH's private key file format, openssh-key-v1 (PROTOCOL.key), for key
-// types the ssh2 library does not know (ssh-mldsa44-ed25519@openssh.com):
+// types the ssh2 library does not know (ssh-mldsa44-ed25519@openssh.com, the sk keys):
 //   "openssh-key-v1\0", string cipher, string kdf, string kdf options,
 //   uint32 1, string public key, string private section (encrypted unless "none")
 // The private section: uint32 check, uint32 check (equal: the passphrase was
@@ -8,6 +8,7 @@
 
 import * as crypto from 'node:crypto';
 import { readPrivateKey } from './privatekey';
+import { isSkKeyType, readSkPrivateKey, skKeyBlob } from './sk-key';
 import { WireError, WireReader } from './wire';
 
 const MAGIC = Buffer.from('openssh-key-v1\0', 'latin1');
@@ -156,7 +157,10 @@ export function parseOpenSshKey(body: Buffer, passphrase?: Buffer): OpenSshKey {
       throw new OpenSshKeyError('WRONG_PASSPHRASE', 'wrong passphrase for the OpenSSH private key');
     const keyType = r.text();
     const before = r.remaining;
-    const key = readPrivateKey(r, keyType);
+    // sk keys (sshkey_private_deserialize): the same fields as ADD_IDENTITY's, key handle included.
+    const key = isSkKeyType(keyType)
+      ? { publicBlob: skKeyBlob(readSkPrivateKey(keyType, r)) }
+      : readPrivateKey(r, keyType);
     const privateFields = Buffer.from(
       plain.subarray(plain.length - before, plain.length - r.remaining),
     );

@@ -35,7 +35,7 @@
 //   per identity: string keyType, string publicBlob, string privateFields,
 //                 string metadata (UTF-8 JSON: comment, created, lastUsed?,
 //                 confirm?, lifetime?, allow?, confirmForwarded?, localOnly?,
-//                 plus unknown keys kept as-is)
+//                 skProvider? (security keys), plus unknown keys kept as-is)
 //   zero padding up to a multiple of 4096 bytes, so the file size does not
 //   reveal the number of keys of a small vault.
 import * as crypto from 'node:crypto';
@@ -78,6 +78,8 @@ export interface VaultIdentity extends KeyMaterial {
   confirmForwarded?: boolean;
   /** Never listed nor used through a forwarded connection (only on this machine). */
   localOnly?: boolean;
+  /** Security keys: the middleware that signs (ssh-add's SSH_SK_PROVIDER; "internal" is OpenSSH's). */
+  skProvider?: string;
   /** Metadata keys written by a newer tsagent, preserved on rewrite. */
   extra?: Record<string, unknown>;
 }
@@ -194,6 +196,7 @@ const KNOWN_META = new Set([
   'allow',
   'confirmForwarded',
   'localOnly',
+  'skProvider',
 ]);
 
 export function encodePayload(identities: readonly VaultIdentity[]): Buffer {
@@ -209,6 +212,7 @@ export function encodePayload(identities: readonly VaultIdentity[]): Buffer {
     if (id.allow !== undefined) meta.allow = id.allow;
     if (id.confirmForwarded !== undefined) meta.confirmForwarded = id.confirmForwarded;
     if (id.localOnly !== undefined) meta.localOnly = id.localOnly;
+    if (id.skProvider !== undefined) meta.skProvider = id.skProvider;
     w.string(id.keyType)
       .string(id.publicBlob)
       .string(id.privateFields)
@@ -243,6 +247,8 @@ function checkIdentity(id: VaultIdentity): void {
     !(Array.isArray(id.allow) && id.allow.every((a) => typeof a === 'string'))
   )
     throw bad('allow must be a list of strings');
+  if (id.skProvider !== undefined && (typeof id.skProvider !== 'string' || !id.skProvider))
+    throw bad('skProvider must be a non-empty string');
 }
 
 export function decodePayload(plain: Buffer): VaultIdentity[] {
@@ -273,6 +279,7 @@ export function decodePayload(plain: Buffer): VaultIdentity[] {
       if (meta.confirmForwarded !== undefined)
         id.confirmForwarded = meta.confirmForwarded as boolean;
       if (meta.localOnly !== undefined) id.localOnly = meta.localOnly as boolean;
+      if (meta.skProvider !== undefined) id.skProvider = meta.skProvider as string;
       if (Object.keys(extra).length) id.extra = extra;
       checkIdentity(id);
       out.push(id);

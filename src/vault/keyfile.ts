@@ -7,6 +7,7 @@
 import * as crypto from 'node:crypto';
 import { errorMessage } from '../ssh/error';
 import { MLDSA_KEY_TYPE } from '../ssh/mldsa';
+import { SK_ECDSA, SK_ED25519 } from '../ssh/sk-key';
 import { OpenSshKeyError, openSshKeyType, parseOpenSshKey } from '../ssh/openssh-key';
 import { fromKeyObject, KeyFormatError, KeyMaterial } from './sshkey';
 
@@ -98,7 +99,7 @@ function opensshCipher(base64Body: string): string {
 }
 
 /** Key types ssh2's parser does not know, read by src/ssh/openssh-key.ts instead. */
-const OWN_PARSER_TYPES = new Set([MLDSA_KEY_TYPE]);
+const OWN_PARSER_TYPES = new Set([MLDSA_KEY_TYPE, SK_ED25519, SK_ECDSA]);
 
 function parseOwnOpenSSH(raw: Buffer, opts: ParseOptions): ImportedKey {
   try {

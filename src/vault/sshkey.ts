@@ -10,6 +10,7 @@ import { RSA_MAX_BITS, RSA_MIN_BITS } from '../ssh/keyobject';
 import { MLDSA_KEY_TYPE, mlDsaKeyPair } from '../ssh/mldsa';
 import { readPrivateKey } from '../ssh/privatekey';
 import { parsePublicBlob, publicBits } from '../ssh/publickey';
+import { isSkKeyType, SK_ECDSA, SK_ED25519 } from '../ssh/sk-key';
 import { WireReader as Reader, WireWriter as Writer } from '../ssh/wire';
 
 /**
@@ -188,6 +189,7 @@ export function toPrivateKeyObject(km: KeyMaterial): crypto.KeyObject {
 
 /** Key size in bits as ssh-keygen -l reports it (0 for a blob that cannot be read). */
 export function keyBits(km: Pick<KeyMaterial, 'keyType' | 'publicBlob'>): number {
+  if (isSkKeyType(km.keyType)) return 256; // both are 256-bit curves (ssh-keygen -l)
   try {
     return publicBits(parsePublicBlob(km.publicBlob).parts);
   } catch {
@@ -201,6 +203,8 @@ export function keyLabel(keyType: string): string {
   if (keyType.startsWith('ecdsa-')) return 'ECDSA';
   if (keyType === 'ssh-rsa') return 'RSA';
   if (keyType === 'ssh-dss') return 'DSA';
+  if (keyType === SK_ED25519) return 'ED25519-SK';
+  if (keyType === SK_ECDSA) return 'ECDSA-SK';
   if (keyType === MLDSA_KEY_TYPE) return 'MLDSA44-ED25519'; // OpenSSH's shortname (ssh-mldsa.c)
   return keyType.toUpperCase();
 }

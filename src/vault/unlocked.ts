@@ -3,6 +3,7 @@
 import { newVaultKey, sealVault, VaultError, VaultIdentity } from './format';
 import { KdfParams, VaultKey, wipeVaultKey } from './kdf';
 import { fingerprint } from '../ssh/fingerprint';
+import { isSkKeyType } from '../ssh/sk-key';
 import { KeyMaterial } from './sshkey';
 
 /**
@@ -64,6 +65,8 @@ export interface IdentityDefaults {
   clearAllow?: boolean;
   /** Seconds; null clears it. */
   lifetime?: number | null;
+  /** For security keys being added: their middleware (`--sk-provider`). */
+  skProvider?: string;
 }
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
@@ -154,6 +157,7 @@ export class UnlockedVault {
         created: nowSeconds(),
       };
       applyDefaults(id, defaults);
+      if (isSkKeyType(k.keyType)) id.skProvider = defaults.skProvider ?? 'internal';
       next.push(id);
       added.push(id);
     }
