@@ -56,7 +56,7 @@ const CASES: [string[], string[]][] = [
   [['tsagent', 'vault', 'gen'], ['generate']],
   [
     ['tsagent', 'vault', 'generate', '-t', ''],
-    ['ecdsa', 'ed25519', 'rsa'],
+    ['ecdsa', 'ed25519', 'mldsa44-ed25519', 'rsa'],
   ],
   [
     ['tsagent', '-E', ''],

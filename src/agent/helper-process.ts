@@ -4,7 +4,7 @@
 // the helper does (never starts, hangs, dies, writes garbage) ends as a
 // HelperFailure, never as an exception escaping into the agent.
 
-import { ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import { errorMessage } from '../ssh/error';
 import { escapeText } from '../ssh/escape';
@@ -108,6 +108,8 @@ export class HelperProcess {
         `${opts.name} "${escapeText(opts.path)}" unusable: ${escapeText(errorMessage(e))}`,
       );
     }
+    // child_process is loaded on the first helper only: the idle agent does without it.
+    const { spawn } = require('node:child_process') as typeof import('node:child_process');
     const child = spawn(opts.path, opts.args ?? [], {
       env: opts.env ?? process.env,
       stdio: ['pipe', 'pipe', 'pipe'],

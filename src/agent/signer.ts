@@ -10,7 +10,6 @@ import { SIGN_FLAG } from './protocol';
 import { PrivateKey } from '../ssh/privatekey';
 import { encodeSignature } from '../ssh/signature';
 import { MLDSA_KEY_TYPE, compositeMessage } from '../ssh/mldsa';
-import { signMlDsaInWorker } from './sign-worker';
 
 /** Which signature algorithm a request gets, following OpenSSH's ssh-agent. */
 export function signatureAlgorithm(
@@ -54,6 +53,8 @@ async function signComposite(
   data: Buffer,
 ): Promise<Buffer> {
   const m = compositeMessage(data);
+  // Loaded on the first such key: worker_threads costs the idle agent memory.
+  const { signMlDsaInWorker } = require('./sign-worker') as typeof import('./sign-worker');
   const ml = signMlDsaInWorker(key.mlDsaSecret, m);
   const ed = crypto.sign(null, m, key.keyObject);
   return encodeSignature(MLDSA_KEY_TYPE, Buffer.concat([await ml, ed]), false);
