@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { AGENTS, RunningAgent, startAgent } from './fixtures/agent';
+import { AGENTS } from './fixtures/agent';
+import { agentWithKeyDir } from './fixtures/agent-keys';
 import { KeyType, TestKey, keyBlobText, keyType, makeKey } from './fixtures/keys';
 import {
   SSH,
@@ -68,30 +69,8 @@ after(async () => {
 
 for (const agent of AGENTS) {
   describe(`ssh-dss keys in ${agent.name}`, { skip }, () => {
-    let a: RunningAgent;
-    let kdir: string;
-    before(async () => {
-      a = await startAgent(agent);
-      kdir = mkTemp();
-    });
-    after(async () => {
-      await a?.stop();
-      rmTemp(kdir);
-    });
-    const sshAdd = (args: string[]) =>
-      run(SSH_ADD, args, { env: baseEnv({ SSH_AUTH_SOCK: a.sock }), cwd: kdir });
-
-    /** Copy a key (and its cert) into kdir, ssh-add it, delete the private file. */
-    async function loadOnly(k: TestKey, withCert = false): Promise<string> {
-      assert.equal((await sshAdd(['-D'])).code, 0);
-      const base = path.basename(k.priv);
-      for (const suffix of ['', '.pub', ...(withCert ? ['-cert.pub'] : [])])
-        fs.copyFileSync(`${k.priv}${suffix}`, path.join(kdir, base + suffix));
-      const r = await sshAdd([base]);
-      assert.equal(r.code, 0, r.stderr);
-      fs.rmSync(path.join(kdir, base));
-      return r.stderr;
-    }
+    const ka = agentWithKeyDir(agent);
+    const { sshAdd, loadOnly } = ka;
 
     it('ssh-add, -l, -L, -d', async () => {
       const out = await loadOnly(key);
@@ -108,18 +87,18 @@ for (const agent of AGENTS) {
 
     it('ssh-keygen -Y sign with the key only in the agent; -Y verify accepts it', async () => {
       await loadOnly(key);
-      const data = path.join(kdir, 'message');
+      const data = path.join(ka.dir, 'message');
       fs.writeFileSync(data, 'signed by a DSA key in the agent\n');
       const s = await run(
         SSH_KEYGEN,
-        ['-Y', 'sign', '-f', path.join(kdir, 'dsa.pub'), '-n', 'file', data],
+        ['-Y', 'sign', '-f', path.join(ka.dir, 'dsa.pub'), '-n', 'file', data],
         {
-          env: baseEnv({ SSH_AUTH_SOCK: a.sock }),
-          cwd: kdir,
+          env: baseEnv({ SSH_AUTH_SOCK: ka.sock }),
+          cwd: ka.dir,
         },
       );
       assert.equal(s.code, 0, s.stderr);
-      const signers = path.join(kdir, 'allowed_signers');
+      const signers = path.join(ka.dir, 'allowed_signers');
       fs.writeFileSync(signers, `dsa@test ${keyBlobText(key)}\n`);
       const v = await run(
         SSH_KEYGEN,
@@ -135,7 +114,7 @@ for (const agent of AGENTS) {
 
     it('ssh logs in to an sshd that accepts ssh-dss, with the key only in the agent', async () => {
       await loadOnly(key);
-      const r = await sshLogin(plainSshd, a.sock, ['echo', 'logged-in'], ['-o', DSS_ALGS]);
+      const r = await sshLogin(plainSshd, ka.sock, ['echo', 'logged-in'], ['-o', DSS_ALGS]);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout, 'logged-in\n');
       assert.ok(
@@ -156,7 +135,7 @@ for (const agent of AGENTS) {
         (await sshAdd(['-l'])).stdout,
         `${bits} ${fp} ${certKey.comment} (DSA)\n${bits} ${fp} ${certKey.comment} (DSA-CERT)\n`,
       );
-      const r = await sshLogin(caSshd, a.sock, ['echo', 'logged-in'], ['-o', DSS_ALGS]);
+      const r = await sshLogin(caSshd, ka.sock, ['echo', 'logged-in'], ['-o', DSS_ALGS]);
       assert.equal(r.code, 0, r.stderr);
       assert.ok(
         r.stderr.includes(

@@ -5,19 +5,10 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { AGENTS, RunningAgent, startAgent } from './fixtures/agent';
+import { AGENTS } from './fixtures/agent';
+import { agentWithKeyDir } from './fixtures/agent-keys';
 import { KEY_TYPES, TestKey, keyBlobText, keyType, makeKey } from './fixtures/keys';
-import {
-  SSH,
-  SSHD,
-  SSH_ADD,
-  SSH_KEYGEN,
-  baseEnv,
-  mkTemp,
-  rmTemp,
-  run,
-  skipUnless,
-} from './fixtures/run';
+import { SSH, SSHD, SSH_ADD, SSH_KEYGEN, mkTemp, rmTemp, run, skipUnless } from './fixtures/run';
 import { Sshd, sshLogin, startSshd } from './fixtures/sshd';
 
 const skip = skipUnless([SSH, SSHD, SSH_ADD, SSH_KEYGEN]);
@@ -68,34 +59,12 @@ after(async () => {
 
 for (const agent of AGENTS) {
   describe(`ssh login with keys in ${agent.name}`, { skip }, () => {
-    let a: RunningAgent;
-    let kdir: string;
-    before(async () => {
-      a = await startAgent(agent);
-      kdir = mkTemp();
-    });
-    after(async () => {
-      await a?.stop();
-      rmTemp(kdir);
-    });
-    const sshAdd = (args: string[]) =>
-      run(SSH_ADD, args, { env: baseEnv({ SSH_AUTH_SOCK: a.sock }), cwd: kdir });
-
-    /** Copy a key (and its cert) into kdir, ssh-add it, delete the private file. */
-    async function loadOnly(k: TestKey, withCert = false): Promise<string> {
-      assert.equal((await sshAdd(['-D'])).code, 0);
-      const base = path.basename(k.priv);
-      for (const suffix of ['', '.pub', ...(withCert ? ['-cert.pub'] : [])])
-        fs.copyFileSync(`${k.priv}${suffix}`, path.join(kdir, base + suffix));
-      const r = await sshAdd([base]);
-      assert.equal(r.code, 0, r.stderr);
-      fs.rmSync(path.join(kdir, base));
-      return r.stderr;
-    }
+    const ka = agentWithKeyDir(agent);
+    const { sshAdd, loadOnly } = ka;
 
     it('an empty agent does not log in', async () => {
       assert.equal((await sshAdd(['-D'])).code, 0);
-      const r = await sshLogin(plainSshd, a.sock, ['echo', 'logged-in']);
+      const r = await sshLogin(plainSshd, ka.sock, ['echo', 'logged-in']);
       assert.equal(r.code, 255, r.stderr);
       assert.match(r.stderr, /Permission denied \(publickey\)/);
     });
@@ -107,7 +76,7 @@ for (const agent of AGENTS) {
       it(`${t.name}: ssh logs in with the key only in the agent`, async () => {
         const k = keys[i];
         await loadOnly(k);
-        const r = await sshLogin(plainSshd, a.sock, ['echo', 'logged-in']);
+        const r = await sshLogin(plainSshd, ka.sock, ['echo', 'logged-in']);
         assert.equal(r.code, 0, r.stderr);
         assert.equal(r.stdout, 'logged-in\n');
         assert.ok(
@@ -149,7 +118,7 @@ for (const agent of AGENTS) {
           .join(' ');
         assert.equal(L.stdout, `${keyBlobText(k)} ${k.comment}\n${certLine} ${k.comment}\n`);
 
-        const r = await sshLogin(caSshd, a.sock, ['echo', 'logged-in']);
+        const r = await sshLogin(caSshd, ka.sock, ['echo', 'logged-in']);
         assert.equal(r.code, 0, r.stderr);
         assert.equal(r.stdout, 'logged-in\n');
         assert.ok(
@@ -173,7 +142,7 @@ for (const agent of AGENTS) {
         assert.equal(d.code, 0, d.stderr);
         const l2 = await sshAdd(['-l']);
         assert.equal(l2.stdout, `${k.listLine}\n`);
-        const r2 = await sshLogin(caSshd, a.sock, ['true']);
+        const r2 = await sshLogin(caSshd, ka.sock, ['true']);
         assert.equal(r2.code, 255);
       });
     }
