@@ -176,6 +176,17 @@ for (const spec of TSAGENTS)
         const st = JSON.parse((await tsagent(w, 'status', '--json')).stdout);
         assert.equal(st.approvals.length, 1);
       });
+
+      test('a key removed (ssh-add -d) ends its windows: added again, it asks again', async () => {
+        w.ask.reset();
+        await keygenSign(w, 'git');
+        assert.equal(w.ask.calls().length, 0, 'the window of the last test is open');
+        const ssh = (...args: string[]) => run(SSH_ADD, args, { env: env(w) });
+        assert.equal((await ssh('-d', w.key.pub)).code, 0);
+        assert.equal((await ssh('-c', w.key.priv)).code, 0);
+        await keygenSign(w, 'git');
+        assert.equal(w.ask.calls().length, 1);
+      });
     },
   );
 

@@ -221,3 +221,24 @@ test('fast-check: fromBytes never throws on arbitrary or mutated bytes', () => {
     { numRuns: 2000, seed: SEED },
   );
 });
+
+test('restore: the persisted form replaces what is known, quietly; null or garbage forgets', () => {
+  const ks = keys(6);
+  const saved = new HostKeyOrder();
+  saved.signed(H1, ks[4].blob);
+  let changes = 0;
+  const o = new HostKeyOrder({ onChange: () => changes++ });
+  o.unsignedEnd(H2);
+  changes = 0;
+  assert.equal(o.restore(saved.toBytes()), true);
+  assert.equal(changes, 0, 'reading the store is not a change to write back');
+  assert.deepEqual(o.entries(), saved.entries());
+  assert.equal(names(o.order(H1, ks, blobOf)), 'k5 k1 k2 k3 k4 k6');
+  assert.equal(names(o.order(H2, ks, blobOf)), 'k1 k2 k3 k4 k5 k6', 'H2 was memory only');
+  assert.equal(o.restore(null), true);
+  assert.deepEqual(o.entries(), []);
+  o.signed(H1, ks[0].blob);
+  assert.equal(o.restore(Buffer.from('not an order')), false);
+  assert.deepEqual(o.entries(), []);
+  assert.equal(changes, 1);
+});

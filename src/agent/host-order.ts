@@ -134,6 +134,20 @@ export class HostKeyOrder {
   }
 
   /**
+   * Replace what is known with a persisted form (null: forget everything),
+   * without calling onChange: this is the store being read, not a change.
+   * Malformed bytes leave nothing known and return false.
+   */
+  restore(bytes: Buffer | null): boolean {
+    this.hosts.clear();
+    if (bytes === null) return true;
+    const read = HostKeyOrder.fromBytes(bytes, { maxHosts: this.maxHosts });
+    if (!read) return false;
+    for (const [k, rec] of read.hosts) this.hosts.set(k, rec);
+    return true;
+  }
+
+  /**
    * byte version (1), uint32 count, then per host, least recently seen first:
    * string host key, string learned key (empty: none), uint32 failures,
    * uint64 last seen (ms).

@@ -27,6 +27,8 @@ export interface Entry {
   /** Hops the key may be used on (ssh-add -h); empty = anywhere. */
   destinations: DestinationConstraint[];
   localOnly?: boolean; // never listed nor used on a forwarded connection (local-only.ts)
+  /** This key's own approval window (ms; 0 = ask every time); undefined: the agent's. */
+  confirmWindowMs?: number;
   /** Came from the vault: dropped from memory on lock, restored by unlocking the vault. */
   fromVault: boolean;
   /** ms since epoch, or undefined for no expiry. */
@@ -40,6 +42,8 @@ export interface NewIdentity {
   comment: Buffer;
   constraints: Constraints;
   confirmForwarded?: boolean;
+  /** Seconds (vault `--confirm-window`); undefined: the agent's window. */
+  confirmWindow?: number;
 }
 
 /**
@@ -95,16 +99,22 @@ export interface KeyringOptions<C> {
   unlocker?: Unlocker;
   /** Called when the keyring locks (the vault forgets its key then). */
   onLock?: () => void;
+  /** Called when a key leaves the keyring (removed, expired, locked away). */
+  onDrop?: (publicBlob: Buffer) => void;
   log?: (msg: string) => void;
 }
 
 /** Locked; `hash` is the lock passphrase's (none: only the vault opens it). */
 interface LockState {
   hash?: LockHash;
-  /** The lock passphrase still being hashed. */
-  hashing?: Promise<void>;
+  hashing?: Promise<void>; // the lock passphrase, still being hashed
 }
 
+/** How a key comes in: from the vault (with its per-key defaults) or a client (ctx). */
+type AddOptions = Omit<NewIdentity, 'key' | 'comment' | 'constraints'> & {
+  fromVault?: boolean;
+  ctx?: RequestContext;
+};
 type Served<C> = AgentService<C, SignResult>; // what the server serves, as the keyring serves it
 export class Keyring<C extends RequestContext = RequestContext> implements Served<C> {
   private readonly entries = new Map<string, Entry>();
@@ -167,12 +177,7 @@ export class Keyring<C extends RequestContext = RequestContext> implements Serve
    * Add or replace an identity, or say why it is refused.
    * Re-adding a key keeps its position and takes the new comment and constraints.
    */
-  add(
-    key: AgentKey,
-    comment: Buffer,
-    constraints: Constraints,
-    opts: { fromVault?: boolean; confirmForwarded?: boolean; ctx?: RequestContext } = {},
-  ): AddResult {
+  add(key: AgentKey, comment: Buffer, constraints: Constraints, opts: AddOptions = {}): AddResult {
     if (this.locked) return refused('agent is locked');
     if (constraints.maxSign !== undefined) return refused('maxsign is only for XMSS keys');
     const id = key.publicBlob.toString('base64');
@@ -195,6 +200,7 @@ export class Keyring<C extends RequestContext = RequestContext> implements Serve
       localOnly: constraints.localOnly || undefined,
       fromVault: !!opts.fromVault,
     };
+    if (opts.confirmWindow !== undefined) entry.confirmWindowMs = opts.confirmWindow * 1000;
     if (
       lifetime !== undefined &&
       lifetime >= 0 &&
@@ -330,6 +336,7 @@ export class Keyring<C extends RequestContext = RequestContext> implements Serve
       const added = this.add(i.key, i.comment, i.constraints, {
         fromVault: true,
         confirmForwarded: i.confirmForwarded,
+        confirmWindow: i.confirmWindow,
       });
       if (!added.ok) this.opts.log?.(`vault key not loaded: ${added.reason}`);
     }
@@ -350,6 +357,7 @@ export class Keyring<C extends RequestContext = RequestContext> implements Serve
     if (!e) return false;
     if (e.timer) clearTimeout(e.timer);
     this.entries.delete(id);
+    this.opts.onDrop?.(e.key.publicBlob);
     return true;
   }
 

@@ -105,6 +105,7 @@ export async function runStatus(argv: string[]): Promise<number> {
           k.confirm ? 'confirm' : '',
           k.confirmForwarded ? 'confirm-forwarded' : '',
           k.localOnly ? 'local-only' : '',
+          k.confirmWindow !== undefined ? `confirm window ${duration(k.confirmWindow)}` : '',
           k.lifetimeLeft !== null ? `expires in ${duration(k.lifetimeLeft)}` : '',
           k.destinations.length ? `only ${k.destinations.map(e).join(', ')}` : '',
         ].filter(Boolean);

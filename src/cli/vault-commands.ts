@@ -101,7 +101,7 @@ async function askNewPassphrase(ctx: Context, what: string): Promise<Buffer> {
   }
 }
 
-async function unlock(
+export async function unlock(
   ctx: Context,
   prompt = 'Enter passphrase for the vault: ',
 ): Promise<UnlockedVault> {
@@ -114,12 +114,13 @@ async function unlock(
   }
 }
 
-function describeIdentity(id: VaultIdentity): string {
+export function describeIdentity(id: VaultIdentity): string {
   const defaults = [
     id.confirm ? '[confirm]' : '',
     id.confirmForwarded ? '[confirm-forwarded]' : '',
     id.localOnly ? '[local-only]' : '',
     id.lifetime ? `[lifetime ${formatLifetime(id.lifetime)}]` : '',
+    id.confirmWindow !== undefined ? `[confirm-window ${formatLifetime(id.confirmWindow)}]` : '',
     id.allow?.length ? `[allow ${id.allow.join(',')}]` : '',
     id.skProvider ? `[sk-provider ${escapeText(id.skProvider)}]` : '',
   ]
@@ -273,75 +274,6 @@ export async function cmdRename(ctx: Context, oldName: string, newName: string) 
     ctx.note(`Renamed ${fingerprint(renamed.publicBlob)} to "${escapeText(renamed.comment)}"`);
   } finally {
     vault.lock();
-  }
-}
-
-export async function cmdSet(
-  ctx: Context,
-  name: string,
-  opts: {
-    confirm?: boolean;
-    lifetime?: string;
-    allow?: string[];
-    clearAllow?: boolean;
-    confirmForwarded?: boolean;
-    localOnly?: boolean;
-  },
-) {
-  if (
-    opts.confirm === undefined &&
-    opts.lifetime === undefined &&
-    opts.allow === undefined &&
-    !opts.clearAllow &&
-    opts.confirmForwarded === undefined &&
-    opts.localOnly === undefined
-  )
-    throw new UsageError(
-      'nothing to set: give --confirm, --no-confirm, --lifetime SECONDS|none, --allow HOP, --clear-allow, --[no-]confirm-forwarded or --[no-]local-only',
-    );
-  const lifetime = opts.lifetime === undefined ? undefined : parseLifetime(opts.lifetime);
-  if (opts.allow) checkAllow(ctx, opts.allow);
-  const vault = await unlock(ctx);
-  try {
-    // --clear-allow with --allow replaces the list; alone, it empties it.
-    const allow = opts.clearAllow && !opts.allow?.length ? null : opts.allow;
-    ctx.note(
-      describeIdentity(
-        vault.update(name, {
-          confirm: opts.confirm,
-          lifetime,
-          allow,
-          clearAllow: opts.clearAllow,
-          confirmForwarded: opts.confirmForwarded,
-          localOnly: opts.localOnly,
-        }),
-      ),
-    );
-  } finally {
-    vault.lock();
-  }
-}
-
-/** Check --allow specs; warn about hosts the agent will not find in known_hosts. */
-function checkAllow(ctx: Context, specs: string[]): void {
-  const { destinationsFromSpecs } =
-    require('../agent/destination') as typeof import('../agent/destination');
-  const { readKnownHosts, keysForHost } =
-    require('../agent/known-hosts') as typeof import('../agent/known-hosts');
-  const known = readKnownHosts();
-  try {
-    const unknown = new Set<string>();
-    const lookup = (h: string) =>
-      keysForHost(known, h).map((k) => ({ key: k.keyBlob, isCA: k.isCA }));
-    for (const d of destinationsFromSpecs(specs, lookup))
-      for (const hop of [d.from, d.to])
-        if (hop.hostname && hop.keys.length === 0) unknown.add(hop.hostname);
-    for (const h of unknown)
-      ctx.note(
-        `warning: ${h} is not in your known_hosts: the key cannot be used there until you have connected to it once`,
-      );
-  } catch (e) {
-    throw new UsageError(`--allow: ${errorMessage(e)}`);
   }
 }
 

@@ -14,12 +14,12 @@ import {
   cmdPasswd,
   cmdRemove,
   cmdRename,
-  cmdSet,
   cmdVerify,
   Context,
   GlobalOptions,
   makeContext,
 } from './vault-commands';
+import { cmdSet } from './vault-set';
 
 function parseInteger(flag: string, min = 0) {
   return (value: string): number => {
@@ -146,6 +146,11 @@ function buildProgram(
     .option('--no-confirm-forwarded', 'do not ask for forwarded use (unless --confirm)')
     .option('--local-only', 'neither list nor use the key through a forwarded agent')
     .option('--no-local-only', 'serve the key through forwarded agents too')
+    .option(
+      '--confirm-window <life>',
+      'after a "yes", uses of this key from the same session and for the same destination do not ask again for LIFE (seconds or 5m; 0 = ask every time)',
+    )
+    .option('--no-confirm-window', "use the agent's --confirm-window for this key again")
     .action((name, opts, cmd) => run((ctx) => cmdSet(ctx, name, opts), cmd));
   kdfOptions(
     program

@@ -23,6 +23,8 @@ export interface StatusKey {
   confirmForwarded: boolean;
   /** Never listed nor used through a forwarded connection (absent from older agents). */
   localOnly?: boolean;
+  /** The key's own approval window, seconds (absent: the agent's). */
+  confirmWindow?: number;
   lifetimeLeft: number | null; // seconds
   destinations: string[];
 }
@@ -102,6 +104,7 @@ function isStatusKey(k: unknown): k is StatusKey {
     typeof k.confirm === 'boolean' &&
     typeof k.confirmForwarded === 'boolean' &&
     (k.localOnly === undefined || typeof k.localOnly === 'boolean') &&
+    (k.confirmWindow === undefined || typeof k.confirmWindow === 'number') &&
     (k.lifetimeLeft === null || typeof k.lifetimeLeft === 'number') &&
     Array.isArray(k.destinations) &&
     k.destinations.every((d) => typeof d === 'string')

@@ -28,6 +28,7 @@ import { auditRecord, confirmPrompt, refusedChangeRecord } from './prompt';
 import { agentStatus, statusHost } from './status';
 import { RefusedChanges } from './refused-changes';
 import { VaultBridge } from './vault-bridge';
+import { VaultHostOrder } from './vault-host-order';
 import { WindowedConfirm } from './windowed-confirm';
 
 export interface RunningAgent {
@@ -63,14 +64,26 @@ export async function serveAgent(
     (entry, ctx, details) =>
       askConfirm(confirmPrompt(entry, ctx, details, cfg.fingerprintHash, knownHosts), env),
   );
+  // What each host accepted (issue 13), kept in the vault while it is open.
+  const hostOrder: HostKeyOrder = new HostKeyOrder({ onChange: () => learned.changed() });
+  const learned = new VaultHostOrder(hostOrder, vault, log);
   const keyring: Keyring<ConnectionContext> = new Keyring<ConnectionContext>({
     defaultLifetime: cfg.lifetime,
     confirmForwarded: cfg.confirmForwarded,
-    unlocker: vault && ((pass) => vault.unlock(pass)),
+    unlocker:
+      vault &&
+      (async (pass) => {
+        const ids = await vault.unlock(pass);
+        if (ids) learned.unlocked();
+        return ids;
+      }),
     onLock: () => {
+      learned.locking();
       vault?.forget();
       approvals.windows.clear(); // every lock ends every approval window (issue 14)
     },
+    // A key that leaves (removed, expired) ends its windows: re-added, it asks again.
+    onDrop: (blob) => approvals.windows.forgetKey(blob),
     log,
     confirm: approvals.confirm,
   });
@@ -84,7 +97,7 @@ export async function serveAgent(
     );
   // A key restricted to hosts and visible on this connection has rules naming its host.
   const keyOrder = new LearnedOrder(
-    new HostKeyOrder(),
+    hostOrder,
     (id) => (keyring.find(id.keyBlob)?.destinations.length ?? 0) > 0,
   );
   // Unlock on demand (issue 14): one passphrase prompt for the requests that find the vault locked.
@@ -214,6 +227,7 @@ export async function serveAgent(
     (closing ??= (async () => {
       keyring.clear();
       await devices.removeAllTokens(); // stop the PKCS#11 helpers
+      learned.flush();
       vault?.forget();
       clearTimeout(idleTimer);
       // Remove what we created, but never another agent's socket that replaced ours.

@@ -84,6 +84,7 @@ export function agentStatus(
           confirm: e.confirm,
           confirmForwarded: e.confirmForwarded,
           localOnly: !!e.localOnly,
+          ...(e.confirmWindowMs === undefined ? {} : { confirmWindow: e.confirmWindowMs / 1000 }),
           lifetimeLeft:
             e.expiresAt === undefined ? null : Math.max(0, Math.ceil((e.expiresAt - now) / 1000)),
           destinations: e.destinations.map(

@@ -128,6 +128,30 @@ export class VaultBridge {
     });
   }
 
+  /** The data of a section of the open vault (format.ts), or undefined. */
+  section(name: string): Buffer | undefined {
+    return this.open?.section(name);
+  }
+
+  /**
+   * Write a section into the open vault (nothing when it is not open). A
+   * change the CLI wrote meanwhile is read first, and served, so neither
+   * write undoes the other.
+   */
+  saveSection(name: string, data: Buffer): void {
+    const open = this.open;
+    if (!open) return;
+    try {
+      if (!open.isCurrent()) {
+        this.reload();
+        if (this.open !== open) return; // it could not be re-read: forgotten
+      }
+      open.setSection(name, data);
+    } catch (e) {
+      this.log(`could not write ${name} into the vault: ${errorMessage(e)}`);
+    }
+  }
+
   private async identities(list: readonly VaultIdentity[]): Promise<NewIdentity[]> {
     const known = list.some((i) => i.allow?.length) ? this.knownHosts.get() : [];
     const out: NewIdentity[] = [];
@@ -162,6 +186,7 @@ export class VaultBridge {
             localOnly: vi.localOnly === true || undefined,
           },
           confirmForwarded: vi.confirmForwarded === true,
+          confirmWindow: vi.confirmWindow,
         });
       } catch (e) {
         this.log(`vault key "${vi.comment}" not loaded: ${errorMessage(e)}`);

@@ -1,4 +1,5 @@
-// The keyring's confirm step with approval windows (issue 14, --confirm-window):
+// The keyring's confirm step with approval windows (issue 14, --confirm-window,
+// and per key `tsagent vault set KEY --confirm-window`):
 // a use covered by an open window is allowed without a prompt; a "yes" opens
 // one. Prompts run one at a time, and each request looks at the windows only
 // when its turn comes, so requests queued behind a "yes" ride on it.
@@ -44,13 +45,13 @@ export class WindowedConfirm {
   readonly confirm: Confirmer<ConnectionContext> = (entry, ctx, details) => {
     const turn = this.queue.then(async () => {
       const scope = approvalScope(entry, ctx, details);
-      const open = scope ? this.windows.use(scope) : undefined;
+      const open = scope ? this.windows.use(scope, entry.confirmWindowMs) : undefined;
       if (open) {
         this.covered.set(details, open);
         return true;
       }
       const yes = await this.ask(entry, ctx, details);
-      if (yes && scope) this.windows.approve(scope);
+      if (yes && scope) this.windows.approve(scope, entry.confirmWindowMs);
       return yes;
     });
     this.queue = turn.catch(() => undefined);

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { errorMessage } from '../ssh/error';
-import { VaultError } from './format';
+import { VaultError } from './error';
 
 /** The fs calls the store makes, injectable so tests can simulate a full disk or a failing fsync. */
 export interface VaultFs {

@@ -35,9 +35,17 @@
 //   per identity: string keyType, string publicBlob, string privateFields,
 //                 string metadata (UTF-8 JSON: comment, created, lastUsed?,
 //                 confirm?, lifetime?, allow?, confirmForwarded?, localOnly?,
-//                 skProvider? (security keys), plus unknown keys kept as-is)
-//   zero padding up to a multiple of 4096 bytes, so the file size does not
-//   reveal the number of keys of a small vault.
+//                 confirmWindow?, skProvider? (security keys), plus unknown
+//                 keys kept as-is)
+//   sections, only when there are any (a vault without them is byte for byte
+//   what tsagent wrote before sections existed):
+//     uint32 section count (at most 64)
+//     per section: string name ([a-z0-9][a-z0-9.@-]*, at most 64, unique),
+//                  string data (opaque to the vault; "host-order" is the
+//                  agent's learned host → key order, agent/host-order.ts)
+//   zero padding up to a multiple of 4096 bytes (at least one byte), so the
+//   file size does not reveal the number of keys of a small vault. Read
+//   back, zero padding where the section count would be is a count of 0.
 import * as crypto from 'node:crypto';
 import {
   deriveVaultKey,
@@ -48,9 +56,25 @@ import {
   SALT_LENGTH,
   VaultKey,
 } from './kdf';
-import { KeyMaterial } from './sshkey';
-import { errorMessage } from '../ssh/error';
-import { WireReader as Reader, WireWriter as Writer } from '../ssh/wire';
+import { damaged, VaultError, WRONG_PASSPHRASE_MESSAGE } from './error';
+import {
+  decodeContents,
+  encodePayload,
+  VaultContents,
+  VaultIdentity,
+  VaultSection,
+} from './payload';
+
+export { DAMAGED_MESSAGE, VaultError, VaultErrorCode, WRONG_PASSPHRASE_MESSAGE } from './error';
+export {
+  decodeContents,
+  decodePayload,
+  encodePayload,
+  PAD_BLOCK,
+  VaultContents,
+  VaultIdentity,
+  VaultSection,
+} from './payload';
 
 export const MAGIC = Buffer.from('TSAGENTV', 'latin1');
 export const FORMAT_VERSION = 1;
@@ -60,56 +84,6 @@ export const NONCE_LENGTH = 12;
 export const TAG_LENGTH = 16;
 export const DIGEST_LENGTH = 32;
 export const HEADER_LENGTH = 70;
-export const PAD_BLOCK = 4096;
-
-/** One stored identity: the key plus the defaults the agent applies when serving it. */
-export interface VaultIdentity extends KeyMaterial {
-  /** Unix time (seconds) when the key entered the vault. */
-  created: number;
-  /** Unix time (seconds) of the last signature, maintained by the agent. */
-  lastUsed?: number;
-  /** Ask for confirmation before each use (ssh-add -c). */
-  confirm?: boolean;
-  /** Seconds the agent keeps the key after unlocking (ssh-add -t). */
-  lifetime?: number;
-  /** Destination constraints (ssh-add -h syntax: `host`, `user@host`, `from>to`). */
-  allow?: string[];
-  /** Ask for confirmation only when used through a forwarded connection. */
-  confirmForwarded?: boolean;
-  /** Never listed nor used through a forwarded connection (only on this machine). */
-  localOnly?: boolean;
-  /** Security keys: the middleware that signs (ssh-add's SSH_SK_PROVIDER; "internal" is OpenSSH's). */
-  skProvider?: string;
-  /** Metadata keys written by a newer tsagent, preserved on rewrite. */
-  extra?: Record<string, unknown>;
-}
-
-export type VaultErrorCode =
-  | 'WRONG_PASSPHRASE'
-  | 'DAMAGED'
-  | 'UNSUPPORTED'
-  | 'NOT_FOUND'
-  | 'EXISTS'
-  | 'PERMISSIONS'
-  | 'WRITE_FAILED'
-  | 'CHANGED'
-  | 'INVALID';
-
-/** Every vault failure; `code` tells callers which kind without parsing messages. */
-export class VaultError extends Error {
-  constructor(
-    readonly code: VaultErrorCode,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'VaultError';
-  }
-}
-
-export const WRONG_PASSPHRASE_MESSAGE = 'wrong passphrase';
-export const DAMAGED_MESSAGE = 'vault is damaged or was tampered with';
-
-const damaged = (detail: string) => new VaultError('DAMAGED', `${DAMAGED_MESSAGE}: ${detail}`);
 
 /** The parsed, still encrypted file. */
 export interface SealedVault {
@@ -187,114 +161,13 @@ function buildHeader(key: VaultKey, nonce: Buffer, ctLength: number): Buffer {
   return h;
 }
 
-const KNOWN_META = new Set([
-  'comment',
-  'created',
-  'lastUsed',
-  'confirm',
-  'lifetime',
-  'allow',
-  'confirmForwarded',
-  'localOnly',
-  'skProvider',
-]);
-
-export function encodePayload(identities: readonly VaultIdentity[]): Buffer {
-  const w = new Writer().uint32(identities.length);
-  for (const id of identities) {
-    checkIdentity(id);
-    const meta: Record<string, unknown> = { ...(id.extra ?? {}) };
-    meta.comment = id.comment;
-    meta.created = id.created;
-    if (id.lastUsed !== undefined) meta.lastUsed = id.lastUsed;
-    if (id.confirm !== undefined) meta.confirm = id.confirm;
-    if (id.lifetime !== undefined) meta.lifetime = id.lifetime;
-    if (id.allow !== undefined) meta.allow = id.allow;
-    if (id.confirmForwarded !== undefined) meta.confirmForwarded = id.confirmForwarded;
-    if (id.localOnly !== undefined) meta.localOnly = id.localOnly;
-    if (id.skProvider !== undefined) meta.skProvider = id.skProvider;
-    w.string(id.keyType)
-      .string(id.publicBlob)
-      .string(id.privateFields)
-      .string(JSON.stringify(meta));
-  }
-  const data = w.toBuffer();
-  const padded = Buffer.alloc(Math.ceil((data.length + 1) / PAD_BLOCK) * PAD_BLOCK);
-  data.copy(padded);
-  data.fill(0);
-  return padded;
-}
-
-/** Refuse identities that would not read back (a bug in the caller, not damage). */
-function checkIdentity(id: VaultIdentity): void {
-  const bad = (what: string) =>
-    new VaultError('INVALID', `invalid identity ${JSON.stringify(id.comment)}: ${what}`);
-  if (typeof id.keyType !== 'string' || !id.keyType) throw bad('no key type');
-  if (!Buffer.isBuffer(id.publicBlob) || !Buffer.isBuffer(id.privateFields))
-    throw bad('key fields must be Buffers');
-  if (typeof id.comment !== 'string') throw bad('comment must be a string');
-  if (!Number.isFinite(id.created)) throw bad('created must be a number');
-  if (id.lastUsed !== undefined && !Number.isFinite(id.lastUsed))
-    throw bad('lastUsed must be a number');
-  if (id.confirm !== undefined && typeof id.confirm !== 'boolean')
-    throw bad('confirm must be a boolean');
-  if (id.localOnly !== undefined && typeof id.localOnly !== 'boolean')
-    throw bad('localOnly must be a boolean');
-  if (id.lifetime !== undefined && !(Number.isInteger(id.lifetime) && id.lifetime > 0))
-    throw bad('lifetime must be a positive number of seconds');
-  if (
-    id.allow !== undefined &&
-    !(Array.isArray(id.allow) && id.allow.every((a) => typeof a === 'string'))
-  )
-    throw bad('allow must be a list of strings');
-  if (id.skProvider !== undefined && (typeof id.skProvider !== 'string' || !id.skProvider))
-    throw bad('skProvider must be a non-empty string');
-}
-
-export function decodePayload(plain: Buffer): VaultIdentity[] {
-  try {
-    const r = new Reader(plain);
-    const count = r.uint32();
-    const out: VaultIdentity[] = [];
-    for (let i = 0; i < count; i++) {
-      const keyType = r.text();
-      const publicBlob = Buffer.from(r.string());
-      const privateFields = Buffer.from(r.string());
-      const meta = JSON.parse(r.text()) as Record<string, unknown>;
-      if (typeof meta !== 'object' || meta === null || Array.isArray(meta))
-        throw new Error('metadata is not an object');
-      if (new Reader(publicBlob).text() !== keyType) throw new Error('public key type mismatch');
-      const extra = Object.fromEntries(Object.entries(meta).filter(([k]) => !KNOWN_META.has(k)));
-      const id: VaultIdentity = {
-        keyType,
-        publicBlob,
-        privateFields,
-        comment: meta.comment as string,
-        created: meta.created as number,
-      };
-      if (meta.lastUsed !== undefined) id.lastUsed = meta.lastUsed as number;
-      if (meta.confirm !== undefined) id.confirm = meta.confirm as boolean;
-      if (meta.lifetime !== undefined) id.lifetime = meta.lifetime as number;
-      if (meta.allow !== undefined) id.allow = meta.allow as string[];
-      if (meta.confirmForwarded !== undefined)
-        id.confirmForwarded = meta.confirmForwarded as boolean;
-      if (meta.localOnly !== undefined) id.localOnly = meta.localOnly as boolean;
-      if (meta.skProvider !== undefined) id.skProvider = meta.skProvider as string;
-      if (Object.keys(extra).length) id.extra = extra;
-      checkIdentity(id);
-      out.push(id);
-    }
-    if (r.rest().some((b) => b !== 0)) throw new Error('garbage after the identities');
-    return out;
-  } catch (err) {
-    // Only reachable with the right key, i.e. a bug or a forger who knows the passphrase.
-    throw damaged(`payload does not decode: ${errorMessage(err)}`);
-  }
-}
-
-/** Encrypt identities under an already derived key, with a fresh nonce. */
-export function sealVault(identities: readonly VaultIdentity[], key: VaultKey): Buffer {
-  const plain = encodePayload(identities);
+/** Encrypt identities (and sections) under an already derived key, with a fresh nonce. */
+export function sealVault(
+  identities: readonly VaultIdentity[],
+  key: VaultKey,
+  sections: readonly VaultSection[] = [],
+): Buffer {
+  const plain = encodePayload(identities, sections);
   try {
     const nonce = crypto.randomBytes(NONCE_LENGTH);
     const header = buildHeader(key, nonce, plain.length);
@@ -317,8 +190,13 @@ export function keyMatches(sealed: SealedVault, key: VaultKey): boolean {
   );
 }
 
-/** Decrypt with an already derived key. */
+/** Decrypt with an already derived key: the identities. */
 export function openVault(sealed: SealedVault, key: VaultKey): VaultIdentity[] {
+  return openVaultContents(sealed, key).identities;
+}
+
+/** Decrypt with an already derived key: identities and sections. */
+export function openVaultContents(sealed: SealedVault, key: VaultKey): VaultContents {
   if (!keyMatches(sealed, key)) throw new VaultError('WRONG_PASSPHRASE', WRONG_PASSPHRASE_MESSAGE);
   const decipher = crypto.createDecipheriv('aes-256-gcm', key.encKey, sealed.nonce, {
     authTagLength: TAG_LENGTH,
@@ -333,7 +211,7 @@ export function openVault(sealed: SealedVault, key: VaultKey): VaultIdentity[] {
     throw damaged('authentication failed (the header or the encrypted data was changed)');
   }
   try {
-    return decodePayload(plain);
+    return decodeContents(plain);
   } finally {
     plain.fill(0);
   }
@@ -343,10 +221,10 @@ export function openVault(sealed: SealedVault, key: VaultKey): VaultIdentity[] {
 export async function unlockVault(
   bytes: Buffer,
   passphrase: Buffer,
-): Promise<{ identities: VaultIdentity[]; key: VaultKey }> {
+): Promise<VaultContents & { key: VaultKey }> {
   const sealed = parseVault(bytes);
   const key = await deriveVaultKey(passphrase, sealed.kdf, sealed.salt);
-  return { identities: openVault(sealed, key), key };
+  return { ...openVaultContents(sealed, key), key };
 }
 
 /** A fresh key (new salt) for a new vault or a passphrase change. */

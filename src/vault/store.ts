@@ -8,12 +8,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   newVaultKey,
-  openVault,
+  openVaultContents,
   parseVault,
   sealVault,
   unlockVault,
   VaultError,
-  VaultIdentity,
+  VaultContents,
 } from './format';
 import {
   checkPrivate,
@@ -160,8 +160,8 @@ export class VaultFile implements SealedVaultFile {
   async unlock(passphrase: Buffer, p: string = this.path): Promise<UnlockedVault> {
     const bytes = this.readBytes(p);
     try {
-      const { identities, key } = await unlockVault(bytes, passphrase);
-      return new UnlockedVault(this, identities, key, bytes);
+      const { identities, sections, key } = await unlockVault(bytes, passphrase);
+      return new UnlockedVault(this, identities, key, bytes, sections);
     } catch (err) {
       throw this.explain(err, p);
     }
@@ -170,13 +170,14 @@ export class VaultFile implements SealedVaultFile {
   /** Re-read with a key already derived (an unlocked agent noticing a change on disk). */
   openWithKey(key: VaultKey, p: string = this.path): UnlockedVault {
     const bytes = this.readBytes(p);
-    return new UnlockedVault(this, this.decrypt(bytes, key, p), key, bytes);
+    const { identities, sections } = this.decrypt(bytes, key, p);
+    return new UnlockedVault(this, identities, key, bytes, sections);
   }
 
   /** Decrypt sealed bytes of this file with a key already derived. */
-  decrypt(bytes: Buffer, key: VaultKey, p: string = this.path): VaultIdentity[] {
+  decrypt(bytes: Buffer, key: VaultKey, p: string = this.path): VaultContents {
     try {
-      return openVault(parseVault(bytes), key);
+      return openVaultContents(parseVault(bytes), key);
     } catch (err) {
       throw this.explain(err, p);
     }

@@ -1,6 +1,13 @@
 // A decrypted vault: its identities, the key that opened it, and every change
 // to them, each written to the file at once.
-import { newVaultKey, sealVault, VaultError, VaultIdentity } from './format';
+import {
+  newVaultKey,
+  sealVault,
+  VaultContents,
+  VaultError,
+  VaultIdentity,
+  VaultSection,
+} from './format';
 import { KdfParams, VaultKey, wipeVaultKey } from './kdf';
 import { fingerprint } from '../ssh/fingerprint';
 import { isSkKeyType } from '../ssh/sk-key';
@@ -22,7 +29,7 @@ export interface SealedVaultFile {
   /** Replace the file with `bytes` if it still holds `expected` (see VaultFile.write). */
   write(bytes: Buffer, expected: Buffer | null, backup?: BackupContent): void;
   /** Decrypt sealed bytes of this file with an already derived key. */
-  decrypt(bytes: Buffer, key: VaultKey): VaultIdentity[];
+  decrypt(bytes: Buffer, key: VaultKey): VaultContents;
 }
 
 /** Resolve a NAME: exact fingerprint, exact comment, or a unique fingerprint prefix. */
@@ -65,6 +72,8 @@ export interface IdentityDefaults {
   clearAllow?: boolean;
   /** Seconds; null clears it. */
   lifetime?: number | null;
+  /** Seconds a "yes" covers (0 = ask every time); null: the agent's window again. */
+  confirmWindow?: number | null;
   /** For security keys being added: their middleware (`--sk-provider`). */
   skProvider?: string;
 }
@@ -90,6 +99,8 @@ export class UnlockedVault {
     private current: VaultIdentity[],
     private vaultKey: VaultKey,
     private sealedBytes: Buffer,
+    /** Agent state beside the keys (format.ts "sections"), kept across every write. */
+    private sections: VaultSection[] = [],
   ) {}
 
   get identities(): readonly VaultIdentity[] {
@@ -119,10 +130,27 @@ export class UnlockedVault {
 
   /** Seal `next` with the current key and replace the file. */
   commit(next: VaultIdentity[], backup: BackupContent = 'previous'): void {
-    const bytes = sealVault(next, this.vaultKey);
+    this.seal(next, this.sections, backup);
+  }
+
+  private seal(next: VaultIdentity[], sections: VaultSection[], backup: BackupContent): void {
+    const bytes = sealVault(next, this.vaultKey, sections);
     this.file.write(bytes, this.sealedBytes, backup);
     this.sealedBytes = bytes;
     this.current = next;
+    this.sections = sections;
+  }
+
+  /** The data of a section, or undefined when the vault has none by that name. */
+  section(name: string): Buffer | undefined {
+    return this.sections.find((s) => s.name === name)?.data;
+  }
+
+  /** Replace (or with null remove) a section, and write the vault. */
+  setSection(name: string, data: Buffer | null): void {
+    const rest = this.sections.filter((s) => s.name !== name);
+    const next = data === null ? rest : [...rest, { name, data: Buffer.from(data) }];
+    this.seal(this.current, next, 'previous');
   }
 
   /** Pick up changes another process wrote (same passphrase), without asking for it again. */
@@ -131,7 +159,8 @@ export class UnlockedVault {
     const fresh = this.file.decrypt(bytes, this.vaultKey);
     // The old copies are dropped: overwrite their secrets, as lock() does.
     wipeIdentities(this.current);
-    this.current = fresh;
+    this.current = fresh.identities;
+    this.sections = fresh.sections;
     this.sealedBytes = bytes;
   }
 
@@ -209,7 +238,7 @@ export class UnlockedVault {
   /** Re-encrypt under a new passphrase and/or KDF parameters, with a fresh salt. */
   async changePassphrase(newPassphrase: Buffer, kdf: KdfParams = this.vaultKey.kdf): Promise<void> {
     const key = await newVaultKey(newPassphrase, kdf);
-    const bytes = sealVault(this.current, key);
+    const bytes = sealVault(this.current, key, this.sections);
     try {
       this.file.write(bytes, this.sealedBytes, 'new');
     } catch (err) {
@@ -225,6 +254,8 @@ export class UnlockedVault {
   lock(): void {
     wipeIdentities(this.current);
     this.current = [];
+    for (const s of this.sections) s.data.fill(0);
+    this.sections = [];
     wipeVaultKey(this.vaultKey);
   }
 }
@@ -244,6 +275,12 @@ function applyDefaults(id: VaultIdentity, d: IdentityDefaults): void {
   }
   if (d.allow === null || d.clearAllow) delete id.allow;
   if (d.allow?.length) id.allow = [...new Set([...(id.allow ?? []), ...d.allow])];
+  if (d.confirmWindow === null) delete id.confirmWindow;
+  else if (d.confirmWindow !== undefined) {
+    if (!Number.isInteger(d.confirmWindow) || d.confirmWindow < 0)
+      throw new VaultError('INVALID', `confirm window must be seconds, not ${d.confirmWindow}`);
+    id.confirmWindow = d.confirmWindow;
+  }
   if (d.lifetime === null) delete id.lifetime;
   else if (d.lifetime !== undefined) {
     if (!Number.isInteger(d.lifetime) || d.lifetime <= 0)

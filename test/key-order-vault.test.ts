@@ -1,0 +1,91 @@
+// The right key first (issue 13), with a vault: what the agent learned about
+// a host is kept in the vault (encrypted, a section beside the keys), so it
+// survives an agent restart and a lock/unlock, and is not held in memory while
+// the vault is locked. The same seven keys and MaxAuthTries 2 server as
+// key-order.test.ts, the keys now in the vault.
+
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { TestKey, keyType, makeKey } from './fixtures/keys';
+import { SSH, SSHD, SSH_ADD, SSH_KEYGEN, skipUnless } from './fixtures/run';
+import { Sshd, sshLogin, startSshd } from './fixtures/sshd';
+import { VAULT_PASS, VaultAgent, VaultWorld } from './fixtures/vault-agent';
+
+const offered = (stderr: string) => (stderr.match(/Offering public key/g) ?? []).length;
+
+describe(
+  'tsagent with a vault: learned host order survives restart and lock/unlock',
+  { skip: skipUnless([SSH, SSHD, SSH_ADD, SSH_KEYGEN]) },
+  () => {
+    let world: VaultWorld;
+    let keys: TestKey[];
+    let sshd: Sshd;
+    let agent: VaultAgent;
+
+    const start = async () => {
+      agent = await world.startAgent();
+      const r = await world.sshAdd(agent, ['-X'], VAULT_PASS);
+      assert.equal(r.code, 0, r.stderr);
+    };
+    const login = async () => {
+      const r = await sshLogin(sshd, agent.sock, ['true']);
+      return { ok: r.code === 0, offers: offered(r.stderr) };
+    };
+    const hostsLearned = async () => (await world.status(agent)).hosts?.length ?? 0;
+
+    before(async () => {
+      world = new VaultWorld();
+      await world.init();
+      keys = [];
+      for (let i = 1; i <= 7; i++)
+        keys.push(await makeKey(world.work, keyType('ed25519'), { name: `k${i}` }));
+      await world.vault(['import', ...keys.map((k) => k.priv)]);
+      sshd = await startSshd({
+        authorizedKeys: keys[6].publicLine + '\n',
+        config: ['MaxAuthTries 2'],
+      });
+      await start();
+    });
+    after(async () => {
+      await world?.cleanup();
+      await sshd?.stop();
+    });
+
+    it('learns within four logins, then offers one key, after a restart and after lock/unlock', async () => {
+      const results = [];
+      for (let i = 0; i < 4; i++) {
+        results.push(await login());
+        if (results[results.length - 1].ok) break;
+      }
+      assert.ok(results[results.length - 1].ok, JSON.stringify(results));
+      assert.deepEqual(await login(), { ok: true, offers: 1 });
+
+      // Restart: a new process, the vault unlocked again.
+      await agent.stop();
+      await start();
+      assert.equal(await hostsLearned(), 1, 'read back from the vault at unlock');
+      assert.deepEqual(await login(), { ok: true, offers: 1 }, 'after a restart');
+
+      // Lock: nothing learned stays in memory; the vault passphrase brings it back.
+      let r = await world.sshAdd(agent, ['-x'], 'a lock password');
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(await hostsLearned(), 0, 'dropped from memory while locked');
+      r = await world.sshAdd(agent, ['-X'], VAULT_PASS);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(await hostsLearned(), 1);
+      assert.deepEqual(await login(), { ok: true, offers: 1 }, 'after lock/unlock');
+
+      // Kept encrypted: the vault file does not hold the host key in the clear.
+      const hostBlob = Buffer.from(sshd.hostKey.split(' ')[1], 'base64');
+      assert.equal(fs.readFileSync(world.vaultPath).indexOf(hostBlob), -1);
+
+      // Forgetting is written too: after another restart nothing is known.
+      const f = await world.tsagent(['hosts', 'forget', '--all'], { sock: agent.sock });
+      assert.equal(f.code, 0, f.stderr);
+      await agent.stop();
+      await start();
+      assert.equal(await hostsLearned(), 0, 'forgotten, also in the vault');
+    });
+  },
+);
