@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
@@ -96,15 +97,19 @@ describe('tsagent init: a new shell re-uses the running agent without starting n
     return false;
   }
 
-  /** A HOME with the snippet in the shell's rc file, and a private XDG_RUNTIME_DIR. */
-  async function world(name: string, shell: string) {
+  /**
+   * A HOME with the snippet in the shell's rc file, and a private XDG_RUNTIME_DIR;
+   * or none (`tmp`): then the agent's directory is a tsagent-XXXXXX in a private
+   * TMPDIR, named by the pointer file in HOME's state directory (daemon/paths.ts).
+   */
+  async function world(name: string, shell: string, opts: { tmp?: boolean } = {}) {
     const home = path.join(dir, `home-${name}`);
     const runtime = path.join(dir, `run-${name}`);
     fs.mkdirSync(runtime, { recursive: true, mode: 0o700 });
     const env: NodeJS.ProcessEnv = {
       PATH: `${bin}:/usr/bin:/bin`,
       HOME: home,
-      XDG_RUNTIME_DIR: runtime,
+      ...(opts.tmp ? { TMPDIR: runtime } : { XDG_RUNTIME_DIR: runtime }),
       XDG_CONFIG_HOME: path.join(home, '.config'),
       LANG: 'C',
       LC_ALL: 'C',
@@ -115,7 +120,10 @@ describe('tsagent init: a new shell re-uses the running agent without starting n
     const rc = path.join(home, RC[shell]);
     fs.mkdirSync(path.dirname(rc), { recursive: true });
     fs.writeFileSync(rc, r.stdout);
-    return { env, sockDir: path.join(runtime, 'tsagent') };
+    const pointer = path.join(home, '.local', 'state', 'tsagent', `runtime-dir.${os.hostname()}`);
+    const sockDir = () =>
+      opts.tmp ? fs.readFileSync(pointer, 'utf8').trim() : path.join(runtime, 'tsagent');
+    return { env, sockDir };
   }
 
   const SHOW = 'echo "$SSH_AUTH_SOCK"; echo "$SSH_AGENT_PID"';
@@ -143,13 +151,21 @@ describe('tsagent init: a new shell re-uses the running agent without starting n
     return { sock, pid: Number(pid), progs: executed(fs.readFileSync(out, 'utf8')) };
   }
 
-  for (const name of Object.keys(SHELLS)) {
-    it(`${name} -i: no node once the agent runs; the variables name it`, async (t) => {
+  for (const [name, tmp] of Object.keys(SHELLS).flatMap(
+    (n) =>
+      [
+        [n, false],
+        [n, true],
+      ] as const,
+  )) {
+    const where = tmp ? ' (no XDG_RUNTIME_DIR: the directory the pointer file names)' : '';
+    it(`${name} -i: no node once the agent runs; the variables name it${where}`, async (t) => {
       if (!need(t)) return;
-      const { env, sockDir } = await world(`live-${name}`, name);
+      const { env, sockDir } = await world(`live-${name}${tmp ? '-tmp' : ''}`, name, { tmp });
       const first = await shell(name, env);
       pids.add(first.pid);
-      assert.equal(first.sock, path.join(sockDir, 'agent.sock'));
+      assert.equal(first.sock, path.join(sockDir(), 'agent.sock'));
+      if (tmp) assert.match(path.basename(sockDir()), /^tsagent-.{6}$/);
       assert.ok(alive(first.pid), 'the agent runs');
       const add = await run(SSH_ADD, ['-q', key], { env: { ...env, SSH_AUTH_SOCK: first.sock } });
       assert.equal(add.code, 0, add.stderr);
@@ -184,8 +200,11 @@ describe('tsagent init: a new shell re-uses the running agent without starting n
       // Killed hard: its socket and pid file stay behind, the pid is dead.
       process.kill(first.pid, 'SIGKILL');
       for (let i = 0; i < 50 && alive(first.pid); i++) await sleep(50);
-      assert.ok(fs.existsSync(path.join(sockDir, 'agent.sock')));
-      assert.equal(fs.readFileSync(path.join(sockDir, 'agent.pid'), 'utf8').trim(), `${first.pid}`);
+      assert.ok(fs.existsSync(path.join(sockDir(), 'agent.sock')));
+      assert.equal(
+        fs.readFileSync(path.join(sockDir(), 'agent.pid'), 'utf8').trim(),
+        `${first.pid}`,
+      );
       const second = await shell(name, env);
       pids.add(second.pid);
       assert.notEqual(second.pid, first.pid, `${name} took a dead pid for the agent`);
@@ -196,7 +215,7 @@ describe('tsagent init: a new shell re-uses the running agent without starting n
       for (let i = 0; i < 50 && alive(second.pid); i++) await sleep(50);
       const impostor = spawn('/bin/sleep', ['30'], { stdio: 'ignore' });
       try {
-        fs.writeFileSync(path.join(sockDir, 'agent.pid'), `${impostor.pid}\n`);
+        fs.writeFileSync(path.join(sockDir(), 'agent.pid'), `${impostor.pid}\n`);
         const third = await shell(name, env);
         pids.add(third.pid);
         assert.notEqual(third.pid, impostor.pid, `${name} took sleep for the agent`);

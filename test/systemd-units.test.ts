@@ -9,8 +9,10 @@
 // since tsagent is not installed system-wide on a test machine.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { mkTemp, rmTemp, run } from './fixtures/run';
 
 const REPO = path.resolve(__dirname, '..', '..');
@@ -110,51 +112,71 @@ describe('contrib/ systemd units', () => {
     assert.deepEqual(section(text, 'Install').get('WantedBy'), ['sleep.target']);
     const svc = section(text, 'Service');
     assert.deepEqual(svc.get('User'), ['%i']);
-    assert.match(svc.get('ExecStart')![0], /tsagent\/agent\.pid.*kill -USR1/);
+    assert.match(svc.get('ExecStart')![0], /runtime-dir.*agent\.pid.*comm.*kill -USR1/);
     fs.writeFileSync(path.join(dir, 'tsagent-sleep@.service'), text);
     await verify(t, false, ['./tsagent-sleep@root.service']);
   });
 
-  it('the sleep hook locks a running agent', async () => {
-    // Run its ExecStart (systemd's $$ unescaped) against a stand-in agent pid file.
+  it('the sleep hook locks a running agent, and signals nothing that is not one', async () => {
+    // Run its ExecStart (systemd's $$ unescaped) against stand-in agent pid files.
     const text = unitText('tsagent-sleep@.service');
     const exec = section(text, 'Service').get('ExecStart')![0].replace(/\$\$/g, '$');
     const m = /^\/bin\/sh -c '(.*)'$/.exec(exec);
     assert.ok(m, exec);
-    // Its two places, moved into the temp dir: XDG_RUNTIME_DIR's, then TMPDIR's.
-    assert.ok(m[1].includes('/run/user/$u/tsagent/agent.pid'), m[1]);
-    assert.ok(m[1].includes('/tmp/tsagent-$u/agent.pid'), m[1]);
-    const script = m[1].replace(/\/run\/user\/|\/tmp\//g, (p) =>
-      p === '/tmp/' ? `${dir}/tmp/` : `${dir}/user/`,
-    );
-    const agentDir = path.join(dir, 'tmp', `tsagent-${process.getuid!()}`);
-    // A child that records SIGUSR1 stands in for the agent.
+    // Its two places: XDG_RUNTIME_DIR's (moved into the temp dir), and the one the
+    // pointer file in HOME's state directory names (daemon/paths.ts).
+    assert.ok(m[1].includes('/run/user/$u/tsagent'), m[1]);
+    assert.ok(m[1].includes('/tsagent/runtime-dir.$(uname -n)'), m[1]);
+    const script = m[1].replace(/\/run\/user\//g, `${dir}/user/`);
+    const home = path.join(dir, 'sleep-home');
+    const pointer = path.join(home, '.local', 'state', 'tsagent', `runtime-dir.${os.hostname()}`);
+    const runtimeDir = path.join(dir, 'user', `${process.getuid!()}`, 'tsagent');
+    const tmpDir = path.join(dir, 'tsagent-AbC123');
     const { spawn } = await import('node:child_process');
-    const child = spawn(
-      process.execPath,
-      [
-        '-e',
-        "process.on('SIGUSR1',()=>{console.log('locked');process.exit(0)});console.log('ready');setTimeout(()=>{},5000)",
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    let out = '';
-    child.stdout!.on('data', (d) => (out += d));
-    const exited = new Promise((r) => child.on('exit', r));
-    try {
+    /** A child that records SIGUSR1 stands in for an agent (named `title`). */
+    const standIn = async (title: string) => {
+      const child = spawn(
+        process.execPath,
+        [
+          '-e',
+          `process.title=${JSON.stringify(title)};process.on('SIGUSR1',()=>{console.log('locked');process.exit(0)});console.log('ready');setTimeout(()=>{},5000)`,
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      let out = '';
+      child.stdout!.on('data', (d) => (out += d));
+      const exited = new Promise((r) => child.on('exit', r));
       // SIGUSR1 before the handler is in place would start Node's inspector instead.
       await new Promise<void>((r) => {
         const ready = () => (out.includes('ready') ? r() : child.stdout!.once('data', ready));
         ready();
       });
-      fs.mkdirSync(agentDir, { recursive: true, mode: 0o700 });
-      fs.writeFileSync(path.join(agentDir, 'agent.pid'), `${child.pid}\n`);
-      const r = await run('/bin/sh', ['-c', script]);
+      return { child, exited, out: () => out.trim() };
+    };
+    const agentA = await standIn('tsagent');
+    const agentB = await standIn('tsagent');
+    const other = await standIn('not-an-agent');
+    try {
+      for (const d of [runtimeDir, tmpDir]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+      fs.mkdirSync(path.dirname(pointer), { recursive: true, mode: 0o700 });
+      fs.writeFileSync(pointer, `${tmpDir}\n`);
+      fs.writeFileSync(path.join(runtimeDir, 'agent.pid'), `${agentA.child.pid}\n`);
+      fs.writeFileSync(path.join(tmpDir, 'agent.pid'), `${agentB.child.pid}\n`);
+      let r = await run('/bin/sh', ['-c', script], { env: { PATH: '/usr/bin:/bin', HOME: home } });
       assert.equal(r.code, 0, r.stderr);
-      await exited;
-      assert.equal(out.trim(), 'ready\nlocked');
+      await Promise.all([agentA.exited, agentB.exited]);
+      assert.equal(agentA.out(), 'ready\nlocked');
+      assert.equal(agentB.out(), 'ready\nlocked');
+      // A pid file naming another program: no signal (SIGUSR1 would end it).
+      fs.writeFileSync(path.join(tmpDir, 'agent.pid'), `${other.child.pid}\n`);
+      fs.writeFileSync(path.join(runtimeDir, 'agent.pid'), `../${other.child.pid}\n`);
+      r = await run('/bin/sh', ['-c', script], { env: { PATH: '/usr/bin:/bin', HOME: home } });
+      assert.equal(r.code, 0, r.stderr);
+      await sleep(300);
+      assert.equal(other.out(), 'ready');
+      assert.equal(other.child.exitCode, null, 'still running');
     } finally {
-      child.kill('SIGKILL');
+      for (const s of [agentA, agentB, other]) s.child.kill('SIGKILL');
     }
   });
 

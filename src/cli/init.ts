@@ -96,21 +96,36 @@ function checkAgentOptions(opts: string[]): void {
 
 /**
  * bash/zsh: find the running default agent without starting node. The directory
- * is the one `defaultAgentDir()` picks ($XDG_RUNTIME_DIR/tsagent when that is an
- * absolute path that exists, else os.tmpdir()'s tsagent-UID); the socket, the pid
- * file and the directory must be ours, and the pid a process of ours named tsagent
- * (the agent sets its process title) that is not a zombie: /proc/PID/stat reads
- * "PID (tsagent) S…" (proc(5); a killed agent whose parent has not reaped it is Z). Any
- * doubt leaves __tsagent_pid empty, and the snippet runs tsagent, which decides
- * as before (probe, replace a stale socket). Builtins only: no process starts.
+ * is the one `defaultAgentDir()` picks: $XDG_RUNTIME_DIR/tsagent when that is an
+ * absolute path that exists, else the private tsagent-XXXXXX directory of the
+ * temp dir (os.tmpdir(): $TMPDIR, $TMP, $TEMP or /tmp) that the pointer file
+ * `${XDG_STATE_HOME:-~/.local/state}/tsagent/runtime-dir.HOST` names (daemon/paths.ts).
+ * The pointer, the directory, the socket and the pid file must be ours, and the
+ * pid a process of ours named tsagent (the agent sets its process title) that
+ * is not a zombie: /proc/PID/stat reads "PID (tsagent) S…" (proc(5); a killed
+ * agent whose parent has not reaped it is Z). Any doubt leaves __tsagent_pid
+ * empty, and the snippet runs tsagent, which decides as before (probe, replace
+ * a stale socket). Builtins only: no process starts.
  */
-const SH_REUSE = `  __tsagent_dir=\${TMPDIR:-\${TMP:-\${TEMP:-/tmp}}} __tsagent_pid=
-  case $__tsagent_dir in ?*/) __tsagent_dir=\${__tsagent_dir%/} ;; esac
-  __tsagent_dir=$__tsagent_dir/tsagent-$UID
+const SH_REUSE = `  __tsagent_tmp=\${TMPDIR:-\${TMP:-\${TEMP:-/tmp}}} __tsagent_pid= __tsagent_dir=
+  case $__tsagent_tmp in ?*/) __tsagent_tmp=\${__tsagent_tmp%/} ;; esac
+  case \${XDG_STATE_HOME-} in
+    /*) __tsagent_ptr=$XDG_STATE_HOME ;;
+    *) __tsagent_ptr=\${HOME-}/.local/state ;;
+  esac
+  __tsagent_ptr=$__tsagent_ptr/tsagent/runtime-dir.\${HOSTNAME:-\${HOST-}}
+  if [ -f "$__tsagent_ptr" ] && [ -O "$__tsagent_ptr" ]; then
+    { read -r __tsagent_dir <"$__tsagent_ptr"; } 2>/dev/null || __tsagent_dir=
+    case $__tsagent_dir in
+      "$__tsagent_tmp"/tsagent-*/*) __tsagent_dir= ;;
+      "$__tsagent_tmp"/tsagent-?*) ;;
+      *) __tsagent_dir= ;;
+    esac
+  fi
   case \${XDG_RUNTIME_DIR-} in
     /*) if [ -e "$XDG_RUNTIME_DIR" ]; then __tsagent_dir=\${XDG_RUNTIME_DIR%/}/tsagent; fi ;;
   esac
-  if [ -O "$__tsagent_dir" ] && [ -S "$__tsagent_dir/agent.sock" ] &&
+  if [ -n "$__tsagent_dir" ] && [ -O "$__tsagent_dir" ] && [ -S "$__tsagent_dir/agent.sock" ] &&
     [ -O "$__tsagent_dir/agent.sock" ] && [ -f "$__tsagent_dir/agent.pid" ] &&
     [ -O "$__tsagent_dir/agent.pid" ]; then
     { read -r __tsagent_pid <"$__tsagent_dir/agent.pid"; } 2>/dev/null || __tsagent_pid=
@@ -126,16 +141,25 @@ const SH_REUSE = `  __tsagent_dir=\${TMPDIR:-\${TMP:-\${TEMP:-/tmp}}} __tsagent_
   esac
 `;
 
-/** fish: the same checks as SH_REUSE (`id -u` runs only without XDG_RUNTIME_DIR). */
+/** fish: the same checks as SH_REUSE (fish's $hostname is the host name). */
 const FISH_REUSE = `    set -l __tsagent_dir
     if string match -q '/*' -- "$XDG_RUNTIME_DIR"; and test -e "$XDG_RUNTIME_DIR"
         set __tsagent_dir (string replace -r '/$' '' -- "$XDG_RUNTIME_DIR")/tsagent
     else
         set -l __tsagent_tmp (string match -v '' -- "$TMPDIR" "$TMP" "$TEMP") /tmp
-        set __tsagent_dir (string replace -r '(.)/$' '$1' -- $__tsagent_tmp[1])/tsagent-(id -u)
+        set -l __tsagent_base (string replace -r '(.)/$' '$1' -- $__tsagent_tmp[1])
+        set -l __tsagent_ptr "$HOME/.local/state"
+        string match -q '/*' -- "$XDG_STATE_HOME"; and set __tsagent_ptr "$XDG_STATE_HOME"
+        set __tsagent_ptr "$__tsagent_ptr/tsagent/runtime-dir.$hostname"
+        if test -f "$__tsagent_ptr"; and test -O "$__tsagent_ptr"
+            read -l __tsagent_line <"$__tsagent_ptr" 2>/dev/null
+            and string match -q -- "$__tsagent_base/tsagent-?*" "$__tsagent_line"
+            and not string match -q -- "$__tsagent_base/tsagent-*/*" "$__tsagent_line"
+            and set __tsagent_dir "$__tsagent_line"
+        end
     end
     set -l __tsagent_pid
-    if test -O "$__tsagent_dir"; and test -S "$__tsagent_dir/agent.sock"
+    if test -n "$__tsagent_dir"; and test -O "$__tsagent_dir"; and test -S "$__tsagent_dir/agent.sock"
         and test -O "$__tsagent_dir/agent.sock"; and test -f "$__tsagent_dir/agent.pid"
         and test -O "$__tsagent_dir/agent.pid"
         set __tsagent_pid (string match -r '^[0-9]+$' <"$__tsagent_dir/agent.pid" 2>/dev/null)[1]
@@ -198,7 +222,7 @@ export function snippet(shell: InitShell, cmd: string[], opts: string[] = []): s
     `  else\n` +
     `    __tsagent_env=$(${run}) && eval "$__tsagent_env" >/dev/null\n` +
     `  fi\n` +
-    `  unset __tsagent_env __tsagent_dir __tsagent_pid __tsagent_stat\n` +
+    `  unset __tsagent_env __tsagent_dir __tsagent_pid __tsagent_stat __tsagent_tmp __tsagent_ptr\n` +
     `fi\n`
   );
 }
