@@ -242,3 +242,15 @@ test('restore: the persisted form replaces what is known, quietly; null or garba
   assert.deepEqual(o.entries(), []);
   assert.equal(changes, 1);
 });
+
+test('a login with the key the host already accepts is not a significant change', () => {
+  const ks = keys(3);
+  const seen: boolean[] = [];
+  const o = new HostKeyOrder({ onChange: (significant) => seen.push(significant) });
+  o.signed(H1, ks[0].blob); // a new host
+  o.signed(H1, ks[0].blob); // the same again: only last seen moves
+  o.signed(H1, ks[1].blob); // another key
+  o.unsignedEnd(H1);
+  o.signed(H1, ks[1].blob); // after a refusal
+  assert.deepEqual(seen, [true, false, true, true, true]);
+});

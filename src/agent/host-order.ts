@@ -33,8 +33,12 @@ export interface HostRecord {
 export interface HostKeyOrderOptions {
   maxHosts?: number;
   now?: () => number;
-  /** Called after anything that should be persisted changed. */
-  onChange?: () => void;
+  /**
+   * Called after anything that should be persisted changed; `significant` is
+   * false when only a known host's last-seen time moved (a login with the key
+   * it already accepts), which can wait for the next write.
+   */
+  onChange?: (significant: boolean) => void;
 }
 
 const id = (hostKey: Buffer) => hostKey.toString('base64');
@@ -44,7 +48,7 @@ export class HostKeyOrder {
   private readonly hosts = new Map<string, HostRecord>();
   private readonly maxHosts: number;
   private readonly now: () => number;
-  private readonly onChange: () => void;
+  private readonly onChange: (significant: boolean) => void;
 
   constructor(opts: HostKeyOrderOptions = {}) {
     this.maxHosts = opts.maxHosts ?? DEFAULT_MAX_HOSTS;
@@ -68,10 +72,12 @@ export class HostKeyOrder {
 
   /** A SIGN_REQUEST for `keyBlob` on a connection whose last bind is `hostKey`: H accepts K. */
   signed(hostKey: Buffer, keyBlob: Buffer): void {
+    const known = this.hosts.has(id(hostKey));
     const rec = this.touch(hostKey);
+    const same = known && rec.failures === 0 && !!rec.learnedKey?.equals(keyBlob);
     rec.learnedKey = Buffer.from(keyBlob);
     rec.failures = 0;
-    this.onChange();
+    this.onChange(!same);
   }
 
   /**
@@ -84,7 +90,7 @@ export class HostKeyOrder {
     const rec = this.touch(hostKey);
     delete rec.learnedKey;
     rec.failures = Math.min(rec.failures + 1, MAX_FAILURES);
-    this.onChange();
+    this.onChange(true);
   }
 
   learned(hostKey: Buffer): Buffer | undefined {
@@ -123,14 +129,14 @@ export class HostKeyOrder {
 
   forget(hostKey: Buffer): boolean {
     const gone = this.hosts.delete(id(hostKey));
-    if (gone) this.onChange();
+    if (gone) this.onChange(true);
     return gone;
   }
 
   forgetAll(): void {
     const had = this.hosts.size > 0;
     this.hosts.clear();
-    if (had) this.onChange();
+    if (had) this.onChange(true);
   }
 
   /**

@@ -65,7 +65,9 @@ export async function serveAgent(
       askConfirm(confirmPrompt(entry, ctx, details, cfg.fingerprintHash, knownHosts), env),
   );
   // What each host accepted (issue 13), kept in the vault while it is open.
-  const hostOrder: HostKeyOrder = new HostKeyOrder({ onChange: () => learned.changed() });
+  const hostOrder: HostKeyOrder = new HostKeyOrder({
+    onChange: (significant) => learned.changed(significant),
+  });
   const learned = new VaultHostOrder(hostOrder, vault, log);
   const keyring: Keyring<ConnectionContext> = new Keyring<ConnectionContext>({
     defaultLifetime: cfg.lifetime,

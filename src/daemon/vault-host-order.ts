@@ -22,10 +22,15 @@ export class VaultHostOrder {
     private readonly log: (msg: string) => void,
   ) {}
 
-  /** HostKeyOrder's onChange: write soon, if there is an open vault to write to. */
-  changed(): void {
+  /**
+   * HostKeyOrder's onChange: write soon, if there is an open vault to write to.
+   * A last-seen time alone waits for the next write (or the lock, or the exit):
+   * every login rewriting the vault would make a `tsagent vault` command that
+   * is waiting for its passphrase fail with "changed meanwhile".
+   */
+  changed(significant = true): void {
     this.dirty = true;
-    if (!this.vault?.loaded || this.timer) return;
+    if (!significant || !this.vault?.loaded || this.timer) return;
     this.timer = setTimeout(() => this.flush(), WRITE_DELAY_MS);
     this.timer.unref();
   }
