@@ -164,7 +164,7 @@ test('persistence: toBytes → fromBytes keeps every host, its key, failures and
 });
 
 function persisted(
-  hosts: { host: Buffer; learned?: Buffer; failures?: number; seen?: bigint }[],
+  hosts: { host: Buffer; learned?: Buffer; failures?: number; seen?: bigint; flags?: number }[],
   version = 1,
 ): Buffer {
   const w = new WireWriter().byte(version).uint32(hosts.length);
@@ -172,7 +172,8 @@ function persisted(
     w.string(h.host)
       .string(h.learned ?? Buffer.alloc(0))
       .uint32(h.failures ?? 0)
-      .uint64(h.seen ?? 0n);
+      .uint64(h.seen ?? 0n)
+      .byte(h.flags ?? 0);
   return w.toBuffer();
 }
 
@@ -185,7 +186,14 @@ test('malformed persisted bytes are rejected, never thrown', () => {
     ['trailing bytes', Buffer.concat([good, Buffer.of(0)])],
     ['a duplicate host', persisted([{ host: H1 }, { host: H1 }])],
     ['an empty host key', persisted([{ host: Buffer.alloc(0) }])],
-    ['an oversized host key', persisted([{ host: Buffer.alloc(16 * 1024 + 1) }])],
+    ['an oversized host key', persisted([{ host: Buffer.alloc(4096 + 1) }])],
+    ['unknown flags', persisted([{ host: H1, flags: 2 }])],
+    [
+      'more forwarded-only hosts than the cap',
+      persisted(
+        Array.from({ length: 65 }, (_, i) => ({ host: Buffer.from(`fwd-${i}`), flags: 1 })),
+      ),
+    ],
     ['an oversized learned key', persisted([{ host: H1, learned: Buffer.alloc(16 * 1024 + 1) }])],
     ['too many failures', persisted([{ host: H1, failures: 0x10000 }])],
     ['a time past 2^53', persisted([{ host: H1, seen: 1n << 60n }])],
@@ -253,4 +261,24 @@ test('a login with the key the host already accepts is not a significant change'
   o.unsignedEnd(H1);
   o.signed(H1, ks[1].blob); // after a refusal
   assert.deepEqual(seen, [true, false, true, true, true]);
+});
+
+test('hosts seen only through forwarded connections are capped apart, and push out only each other', () => {
+  let t = 0;
+  const o = new HostKeyOrder({ now: () => ++t, maxForwardedHosts: 3 });
+  const ks = keys(2);
+  o.signed(H1, ks[0].blob); // a local login
+  for (let i = 0; i < 10; i++) o.signed(Buffer.from(`made-up-${i}`), ks[1].blob, true);
+  const hosts = o.entries().map((r) => r.hostKey.toString());
+  assert.deepEqual(hosts, ['made-up-9', 'made-up-8', 'made-up-7', 'host-key-1']);
+  assert.equal(o.learned(H1)?.equals(ks[0].blob), true, 'what a local login taught stays');
+  // A host seen locally is local from then on: no longer counted against the cap.
+  o.unsignedEnd(Buffer.from('made-up-7'));
+  for (let i = 10; i < 13; i++) o.signed(Buffer.from(`made-up-${i}`), ks[1].blob, true);
+  assert.ok(o.entries().some((r) => r.hostKey.toString() === 'made-up-7' && !r.forwarded));
+  const back = HostKeyOrder.fromBytes(o.toBytes(), { maxForwardedHosts: 3 });
+  assert.deepEqual(back?.entries(), o.entries());
+  // Host keys too large to be host keys are not learned at all.
+  o.signed(Buffer.alloc(4097, 1), ks[0].blob);
+  assert.equal(o.learned(Buffer.alloc(4097, 1)), undefined);
 });

@@ -15,6 +15,15 @@ import { WireReader, WireWriter } from '../ssh/wire';
 const FORMAT_VERSION = 1;
 /** Bounds on what is kept and on what a persisted blob may claim. */
 const DEFAULT_MAX_HOSTS = 1024;
+/**
+ * Hosts seen only through forwarded connections: a hostile hop can make up as
+ * many host keys as it likes (it signs its own session-binds), so they are
+ * capped apart and push out only each other, never what local logins taught.
+ */
+const DEFAULT_MAX_FORWARDED_HOSTS = 64;
+/** A host key: RSA-16384 is about 2 KiB, ML-DSA-87 2.6 KiB. */
+const MAX_HOST_KEY = 4096;
+/** A learned key: one of the agent's, certificates included. */
 const MAX_BLOB = 16 * 1024;
 const MAX_FAILURES = 0xffff;
 /** A refused bound connection moves the unknown host's order on by this many keys. */
@@ -28,10 +37,13 @@ export interface HostRecord {
   failures: number;
   /** When this host was last seen (ms since the epoch). */
   lastSeen: number;
+  /** Seen only through forwarded connections so far (see DEFAULT_MAX_FORWARDED_HOSTS). */
+  forwarded?: boolean;
 }
 
 export interface HostKeyOrderOptions {
   maxHosts?: number;
+  maxForwardedHosts?: number;
   now?: () => number;
   /**
    * Called after anything that should be persisted changed; `significant` is
@@ -47,34 +59,65 @@ export class HostKeyOrder {
   /** In least recently seen first order, so the first entry is the one to drop. */
   private readonly hosts = new Map<string, HostRecord>();
   private readonly maxHosts: number;
+  private readonly maxForwardedHosts: number;
   private readonly now: () => number;
   private readonly onChange: (significant: boolean) => void;
 
   constructor(opts: HostKeyOrderOptions = {}) {
     this.maxHosts = opts.maxHosts ?? DEFAULT_MAX_HOSTS;
+    this.maxForwardedHosts = opts.maxForwardedHosts ?? DEFAULT_MAX_FORWARDED_HOSTS;
     this.now = opts.now ?? Date.now;
     this.onChange = opts.onChange ?? (() => {});
   }
 
-  private touch(hostKey: Buffer): HostRecord {
+  /**
+   * The record of a host, now seen (created if new), or null for a host key
+   * too big to be one. A host seen locally once is local from then on.
+   */
+  private touch(hostKey: Buffer, forwarded: boolean): HostRecord | null {
+    if (hostKey.length === 0 || hostKey.length > MAX_HOST_KEY) return null;
     const k = id(hostKey);
-    const rec = this.hosts.get(k) ?? { hostKey: Buffer.from(hostKey), failures: 0, lastSeen: 0 };
+    const rec = this.hosts.get(k) ?? {
+      hostKey: Buffer.from(hostKey),
+      failures: 0,
+      lastSeen: 0,
+      forwarded,
+    };
     this.hosts.delete(k);
     rec.lastSeen = this.now();
+    if (!forwarded) delete rec.forwarded;
     this.hosts.set(k, rec);
-    while (this.hosts.size > this.maxHosts) {
-      const oldest = this.hosts.keys().next().value;
-      if (oldest === undefined) break;
-      this.hosts.delete(oldest);
-    }
+    if (rec.forwarded) this.evict((r) => !!r.forwarded, this.maxForwardedHosts);
+    this.evict(() => true, this.maxHosts);
     return rec;
   }
 
-  /** A SIGN_REQUEST for `keyBlob` on a connection whose last bind is `hostKey`: H accepts K. */
-  signed(hostKey: Buffer, keyBlob: Buffer): void {
-    const known = this.hosts.has(id(hostKey));
-    const rec = this.touch(hostKey);
-    const same = known && rec.failures === 0 && !!rec.learnedKey?.equals(keyBlob);
+  /** Drop the least recently seen of the records `which` selects while there are more than `max`. */
+  private evict(which: (r: HostRecord) => boolean, max: number): void {
+    let n = 0;
+    for (const r of this.hosts.values()) if (which(r)) n++;
+    for (const [k, r] of this.hosts) {
+      if (n <= max) break;
+      if (!which(r)) continue;
+      this.hosts.delete(k);
+      n--;
+    }
+  }
+
+  /**
+   * A SIGN_REQUEST for `keyBlob` on a connection whose last bind is `hostKey`:
+   * H accepts K. `forwarded`: the connection is a forwarded agent's.
+   */
+  signed(hostKey: Buffer, keyBlob: Buffer, forwarded = false): void {
+    const before = this.hosts.get(id(hostKey));
+    const wasForwarded = !!before?.forwarded;
+    const rec = this.touch(hostKey, forwarded);
+    if (!rec) return;
+    const same =
+      !!before &&
+      wasForwarded === !!rec.forwarded &&
+      rec.failures === 0 &&
+      !!rec.learnedKey?.equals(keyBlob);
     rec.learnedKey = Buffer.from(keyBlob);
     rec.failures = 0;
     this.onChange(!same);
@@ -86,8 +129,9 @@ export class HostKeyOrder {
    * be accepted (the server would have led ssh to sign with it), so it is
    * dropped and the order starts rotating.
    */
-  unsignedEnd(hostKey: Buffer): void {
-    const rec = this.touch(hostKey);
+  unsignedEnd(hostKey: Buffer, forwarded = false): void {
+    const rec = this.touch(hostKey, forwarded);
+    if (!rec) return;
     delete rec.learnedKey;
     rec.failures = Math.min(rec.failures + 1, MAX_FAILURES);
     this.onChange(true);
@@ -156,7 +200,7 @@ export class HostKeyOrder {
   /**
    * byte version (1), uint32 count, then per host, least recently seen first:
    * string host key, string learned key (empty: none), uint32 failures,
-   * uint64 last seen (ms).
+   * uint64 last seen (ms), byte flags (1: seen only through forwarded connections).
    */
   toBytes(): Buffer {
     const w = new WireWriter().byte(FORMAT_VERSION).uint32(this.hosts.size);
@@ -164,7 +208,8 @@ export class HostKeyOrder {
       w.string(r.hostKey)
         .string(r.learnedKey ?? Buffer.alloc(0))
         .uint32(r.failures)
-        .uint64(BigInt(Math.max(0, Math.floor(r.lastSeen))));
+        .uint64(BigInt(Math.max(0, Math.floor(r.lastSeen))))
+        .byte(r.forwarded ? 1 : 0);
     return w.toBuffer();
   }
 
@@ -181,8 +226,10 @@ export class HostKeyOrder {
         const learnedKey = r.string();
         const failures = r.uint32();
         const lastSeen = r.uint64();
-        if (hostKey.length === 0 || hostKey.length > MAX_BLOB || learnedKey.length > MAX_BLOB)
+        const flags = r.byte();
+        if (hostKey.length === 0 || hostKey.length > MAX_HOST_KEY || learnedKey.length > MAX_BLOB)
           return null;
+        if (flags > 1) return null;
         if (failures > MAX_FAILURES || lastSeen > BigInt(Number.MAX_SAFE_INTEGER)) return null;
         if (order.hosts.has(id(hostKey))) return null;
         const rec: HostRecord = {
@@ -191,9 +238,12 @@ export class HostKeyOrder {
           lastSeen: Number(lastSeen),
         };
         if (learnedKey.length > 0) rec.learnedKey = Buffer.from(learnedKey);
+        if (flags === 1) rec.forwarded = true;
         order.hosts.set(id(hostKey), rec);
       }
       if (r.remaining !== 0) return null;
+      const forwarded = [...order.hosts.values()].filter((h) => h.forwarded).length;
+      if (forwarded > order.maxForwardedHosts) return null;
     } catch {
       return null; // WireError: truncated
     }

@@ -1,9 +1,10 @@
 // The right key first (issue 13), wired to connections: REQUEST_IDENTITIES on a
 // connection whose last bind is a login to host key H is ordered by what H
 // accepted before; a signature on it teaches H → K; a connection that listed
-// keys for H and closed without a signature moves H's order on.
+// keys for H and closed without a signature moves H's order on. What forwarded
+// connections teach is capped apart (HostKeyOrder): a hostile hop makes up hosts.
 
-import type { SessionBind } from '../agent/destination';
+import { isForwarded, SessionBind } from '../agent/destination';
 import { HostKeyOrder } from '../agent/host-order';
 import type { Identity } from '../agent/protocol';
 import type { ConnectionContext } from '../agent/server';
@@ -20,7 +21,10 @@ function loginHost(ctx: ConnectionContext): Buffer | null {
 
 export class LearnedOrder {
   /** Connections that listed keys for a host, and whether they signed since. */
-  private readonly attempts = new Map<number, { hostKey: Buffer; signed: boolean }>();
+  private readonly attempts = new Map<
+    number,
+    { hostKey: Buffer; signed: boolean; forwarded: boolean }
+  >();
 
   constructor(
     readonly order: HostKeyOrder,
@@ -34,7 +38,7 @@ export class LearnedOrder {
     if (!host) return ids;
     const seen = this.attempts.get(ctx.id);
     if (!seen || !seen.hostKey.equals(host))
-      this.attempts.set(ctx.id, { hostKey: host, signed: false });
+      this.attempts.set(ctx.id, { hostKey: host, signed: false, forwarded: isForwarded(ctx) });
     return this.order.order(host, ids, (i) => i.keyBlob, this.allowsHost);
   }
 
@@ -42,14 +46,15 @@ export class LearnedOrder {
   signed(ctx: ConnectionContext, keyBlob: Buffer): void {
     const host = loginHost(ctx);
     if (!host) return;
-    this.order.signed(host, keyBlob);
-    this.attempts.set(ctx.id, { hostKey: host, signed: true });
+    const forwarded = isForwarded(ctx);
+    this.order.signed(host, keyBlob, forwarded);
+    this.attempts.set(ctx.id, { hostKey: host, signed: true, forwarded });
   }
 
   /** The connection closed: one that listed keys for H and never signed was refused. */
   closed(ctx: ConnectionContext): void {
     const a = this.attempts.get(ctx.id);
     this.attempts.delete(ctx.id);
-    if (a && !a.signed) this.order.unsignedEnd(a.hostKey);
+    if (a && !a.signed) this.order.unsignedEnd(a.hostKey, a.forwarded);
   }
 }
