@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AGENTS, RunningAgent, startAgent } from './fixtures/agent';
+import { agentWithKeyDir } from './fixtures/agent-keys';
 import { describeKey, KeyType, TestKey } from './fixtures/keys';
 import {
   SSH,
@@ -73,31 +74,8 @@ after(async () => {
 
 for (const agent of AGENTS) {
   describe(`security keys (sk-dummy) in ${agent.name}`, { skip }, () => {
-    let a: RunningAgent;
-    let kdir: string;
-    before(async () => {
-      a = await startAgent(agent);
-      kdir = mkTemp();
-    });
-    after(async () => {
-      await a?.stop();
-      rmTemp(kdir);
-    });
-    const env = () => baseEnv({ SSH_AUTH_SOCK: a.sock, SSH_SK_PROVIDER: SK_DUMMY });
-    const sshAdd = (args: string[]) =>
-      run(SSH_ADD, args, { env: env(), cwd: kdir, timeout: 30_000 });
-
-    /** Copy the key (and cert) into kdir, ssh-add it, delete the private file: only the agent has it. */
-    async function loadOnly(k: TestKey, withCert = false): Promise<string> {
-      assert.equal((await sshAdd(['-D'])).code, 0);
-      const base = path.basename(k.priv);
-      for (const suffix of ['', '.pub', ...(withCert ? ['-cert.pub'] : [])])
-        fs.copyFileSync(`${k.priv}${suffix}`, path.join(kdir, base + suffix));
-      const r = await sshAdd([base]);
-      assert.equal(r.code, 0, r.stderr);
-      fs.rmSync(path.join(kdir, base));
-      return r.stderr;
-    }
+    const a = agentWithKeyDir(agent, { SSH_SK_PROVIDER: SK_DUMMY });
+    const { env, sshAdd, loadOnly } = a;
 
     for (const kind of SK_KINDS) {
       it(`${kind}: ssh-add adds it; -l and -L list it`, async () => {
@@ -115,15 +93,15 @@ for (const agent of AGENTS) {
       it(`${kind}: ssh-keygen -Y sign with the key only in the agent; -Y verify accepts it`, async () => {
         const k = keys[kind];
         await loadOnly(k);
-        const msg = path.join(kdir, `msg-${kind}`);
+        const msg = path.join(a.dir, `msg-${kind}`);
         fs.writeFileSync(msg, 'signed by a security key in the agent\n');
-        const pub = path.join(kdir, `${path.basename(k.priv)}.pub`);
+        const pub = path.join(a.dir, `${path.basename(k.priv)}.pub`);
         const s = await run(SSH_KEYGEN, ['-Y', 'sign', '-n', 'file', '-f', pub, msg], {
           env: env(),
           timeout: 30_000,
         });
         assert.equal(s.code, 0, s.stderr);
-        const signers = path.join(kdir, 'allowed_signers');
+        const signers = path.join(a.dir, 'allowed_signers');
         fs.writeFileSync(signers, `alice ${k.publicLine}\n`);
         const v = await run(
           SSH_KEYGEN,

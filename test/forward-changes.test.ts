@@ -13,7 +13,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AuditRecord, readAudit } from '../src/agent/audit';
-import { AGENTS, AgentSpec, RunningAgent, TSAGENT_MAIN, startAgent } from './fixtures/agent';
+import { AGENTS, AgentSpec, TSAGENT_MAIN } from './fixtures/agent';
+import { hopAgent } from './fixtures/hop-agent';
 import { Hops, startHops } from './fixtures/hops';
 import { Askpass, TestKey, keyBlobText, keyType, makeKey } from './fixtures/keys';
 import {
@@ -56,32 +57,15 @@ after(async () => {
 for (const agent of AGENTS) {
   describe(`changes through ssh -A goober with ${agent.name}`, { skip }, () => {
     const isTsagent = agent.kind === 'tsagent';
-    let a: RunningAgent;
-    let adir: string;
-    let auditFile: string;
-
-    before(async () => {
-      adir = mkTemp();
-      auditFile = path.join(adir, 'audit.log');
-      a = await startAgent(agent, {
-        args: isTsagent ? ['--audit-log', auditFile] : [],
-        env: { HOME: hops.home, XDG_DATA_HOME: path.join(adir, 'data') },
-      });
-    });
-    after(async () => {
-      await a?.stop();
-      rmTemp(adir);
-    });
-
-    const local = (args: string[]) =>
-      run(SSH_ADD, args, { env: baseEnv({ SSH_AUTH_SOCK: a.sock, HOME: hops.home }) });
+    const a = hopAgent(agent, () => hops, { auditLog: isTsagent });
+    const local = a.sshAdd;
     /** `ssh -A goober CMD…`: the command runs with the forwarded agent. */
     const onGoober = (cmd: string[]) => hops.ssh(a.sock, ['-A', 'goober', ...cmd]).done;
     const listedHere = async () => (await local(['-l'])).stdout;
 
     /** Audit records of refused changes. */
     const refusals = (): AuditRecord[] =>
-      isTsagent ? readAudit(auditFile).filter((r) => r.request) : [];
+      isTsagent ? readAudit(a.auditFile).filter((r) => r.request) : [];
 
     it('ssh-add -l works on goober', async () => {
       assert.equal((await local([key.priv])).code, 0);
@@ -146,7 +130,7 @@ for (const agent of AGENTS) {
 
     it('tsagent status counts the refusals and names the hop chain of each', async () => {
       if (!isTsagent) return;
-      const env = baseEnv({ SSH_AUTH_SOCK: a.sock, HOME: hops.home });
+      const env = a.env();
       const j = await run(process.execPath, [TSAGENT_MAIN, 'status', '--json'], { env });
       assert.equal(j.code, 0, j.stderr);
       const st = JSON.parse(j.stdout) as {
@@ -171,21 +155,8 @@ for (const agent of AGENTS) {
 
 /** ssh-add -D, ssh-add FILE and ssh-add -x on goober, served: OpenSSH's agent's behaviour. */
 function changesServed(agent: AgentSpec, args: string[]) {
-  let a: RunningAgent;
-  let adir: string;
-  before(async () => {
-    adir = mkTemp();
-    a = await startAgent(agent, {
-      args,
-      env: { HOME: hops.home, XDG_DATA_HOME: path.join(adir, 'data') },
-    });
-  });
-  after(async () => {
-    await a?.stop();
-    rmTemp(adir);
-  });
-  const local = (cmd: string[], env: Record<string, string | undefined> = {}) =>
-    run(SSH_ADD, cmd, { env: baseEnv({ SSH_AUTH_SOCK: a.sock, HOME: hops.home, ...env }) });
+  const a = hopAgent(agent, () => hops, { args });
+  const local = a.sshAdd;
   const onGoober = (cmd: string[]) => hops.ssh(a.sock, ['-A', 'goober', ...cmd]).done;
 
   it('ssh-add -D on goober removes every key', async () => {
@@ -225,27 +196,16 @@ for (const agent of AGENTS.filter((x) => x.kind === 'tsagent')) {
 for (const agent of AGENTS) {
   describe(`tsagent add --local-only, then ssh -A goober, with ${agent.name}`, { skip }, () => {
     const isTsagent = agent.kind === 'tsagent';
-    let a: RunningAgent;
-    let adir: string;
-    before(async () => {
-      adir = mkTemp();
-      a = await startAgent(agent, {
-        env: { HOME: hops.home, XDG_DATA_HOME: path.join(adir, 'data') },
-      });
-    });
-    after(async () => {
-      await a?.stop();
-      rmTemp(adir);
-    });
-    const env = () => baseEnv({ SSH_AUTH_SOCK: a.sock, HOME: hops.home });
-    const local = (args: string[]) => run(SSH_ADD, args, { env: env() });
+    const a = hopAgent(agent, () => hops);
+    const env = () => a.env();
+    const local = a.sshAdd;
     const onGoober = (cmd: string[]) => hops.ssh(a.sock, ['-A', 'goober', ...cmd]).done;
     /**
      * `ssh-keygen -Y sign` with the public key only (a copy without its private
      * key beside it): only the agent can sign.
      */
     const signCmd = (file: string, k: TestKey = localKey) => {
-      const pub = path.join(adir, 'pub-only', path.basename(k.pub));
+      const pub = path.join(a.dir, 'pub-only', path.basename(k.pub));
       fs.mkdirSync(path.dirname(pub), { recursive: true });
       fs.copyFileSync(k.pub, pub);
       return [SSH_KEYGEN, '-Y', 'sign', '-n', 'git', '-f', pub, file];
@@ -263,7 +223,7 @@ for (const agent of AGENTS) {
 
     it('it signs on this machine', async (t) => {
       if (!isTsagent) return t.skip('not added');
-      const file = path.join(adir, 'here.txt');
+      const file = path.join(a.dir, 'here.txt');
       fs.writeFileSync(file, 'signed here\n');
       const [cmd, ...args] = signCmd(file);
       const r = await run(cmd, args, { env: env() });
@@ -276,7 +236,7 @@ for (const agent of AGENTS) {
       const l = await onGoober(['ssh-add', '-l']);
       assert.equal(l.code, 0, l.stderr);
       assert.equal(l.stdout, `${key.listLine}\n`);
-      const file = path.join(adir, 'there.txt');
+      const file = path.join(a.dir, 'there.txt');
       fs.writeFileSync(file, 'signed on goober\n');
       const s = await onGoober(signCmd(file));
       assert.notEqual(s.code, 0, s.stdout + s.stderr);

@@ -10,7 +10,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { AGENTS, REPO, RunningAgent, TSAGENTS, startAgent } from './fixtures/agent';
+import { AGENTS, REPO, TSAGENTS } from './fixtures/agent';
+import { hopAgent } from './fixtures/hop-agent';
 import { Hops, SequencedAskpass, Spawned, startHops } from './fixtures/hops';
 import { Askpass, TestKey, keyBlobText, keyType, makeKey } from './fixtures/keys';
 import {
@@ -68,36 +69,20 @@ after(async () => {
 for (const agent of AGENTS) {
   describe(`forwarding sparrow → goober → boomer with ${agent.name}`, { skip }, () => {
     const isTsagent = agent.kind === 'tsagent';
-    let a: RunningAgent;
-    let adir: string;
     let askpass: SequencedAskpass;
     let lockpass: Askpass;
-    let auditFile: string;
     let seen = 0;
 
-    before(async () => {
-      adir = mkTemp();
-      askpass = new SequencedAskpass(fs.mkdtempSync(path.join(adir, 'askpass-')));
-      lockpass = new Askpass(fs.mkdtempSync(path.join(adir, 'lockpass-')));
-      lockpass.answer('lock-secret');
-      auditFile = path.join(adir, 'audit.log');
-      a = await startAgent(agent, {
-        args: isTsagent ? ['--audit-log', auditFile] : [],
-        env: {
-          ...askpass.env(),
-          DISPLAY: ':0',
-          HOME: hops.home,
-          XDG_DATA_HOME: path.join(adir, 'data'),
-        },
-      });
+    const a = hopAgent(agent, () => hops, {
+      auditLog: isTsagent,
+      prepare: (adir) => {
+        askpass = new SequencedAskpass(fs.mkdtempSync(path.join(adir, 'askpass-')));
+        lockpass = new Askpass(fs.mkdtempSync(path.join(adir, 'lockpass-')));
+        lockpass.answer('lock-secret');
+        return { ...askpass.env(), DISPLAY: ':0' };
+      },
     });
-    after(async () => {
-      await a?.stop();
-      rmTemp(adir);
-    });
-
-    const sshAdd = (args: string[], env: Record<string, string | undefined> = {}) =>
-      run(SSH_ADD, args, { env: baseEnv({ SSH_AUTH_SOCK: a.sock, HOME: hops.home, ...env }) });
+    const sshAdd = a.sshAdd;
     const ssh = (args: string[]): Spawned => hops.ssh(a.sock, args);
     /** ssh -A goober ssh boomer CMD… (ssh options of each hop given as arrays). */
     const chain = (first: string[], second: string[], cmd: string[]): Spawned =>
@@ -113,7 +98,7 @@ for (const agent of AGENTS) {
     /** Audit records written since the last call (none for OpenSSH's agent). */
     function newAudit(): Audit[] {
       if (!isTsagent) return [];
-      const all = readAuditFile(auditFile);
+      const all = readAuditFile(a.auditFile);
       const fresh = all.slice(seen);
       seen = all.length;
       return fresh;
@@ -198,8 +183,8 @@ for (const agent of AGENTS) {
       await only(key);
       askpass.reset();
       newAudit();
-      const src = path.join(adir, 'scp-source');
-      const dst = path.join(adir, 'scp-copy');
+      const src = path.join(a.dir, 'scp-source');
+      const dst = path.join(a.dir, 'scp-copy');
       fs.writeFileSync(src, 'carried across two hops\n');
       const p = ssh(['-A', 'goober', 'scp', '-F', hops.config, src, `boomer:${dst}`]);
       const r = await p.done;
@@ -214,7 +199,7 @@ for (const agent of AGENTS) {
      * sparrow to `change` the agent, ssh to boomer again.
      */
     async function twoLogins(change: () => Promise<void>) {
-      const go = path.join(adir, `go-${Date.now()}`);
+      const go = path.join(a.dir, `go-${Date.now()}`);
       const remote =
         `ssh -F ${hops.config} boomer true && echo first-ok || echo first-failed; ` +
         `i=0; while [ ! -e ${go} ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i+1)); done; ` +
@@ -369,10 +354,10 @@ for (const agent of AGENTS) {
       it('a constrained key signs nothing but a login (ssh-keygen -Y sign is refused)', async () => {
         await constrain('goober');
         newAudit();
-        const data = path.join(adir, 'to-sign');
+        const data = path.join(a.dir, 'to-sign');
         fs.writeFileSync(data, 'hello\n');
         const r = await run(SSH_KEYGEN, ['-Y', 'sign', '-f', key.pub, '-n', 'file', data], {
-          env: baseEnv({ SSH_AUTH_SOCK: a.sock, HOME: hops.home }),
+          env: a.env(),
         });
         assert.notEqual(r.code, 0);
         assert.match(r.stderr, /agent refused operation/);
@@ -393,7 +378,7 @@ for (const agent of AGENTS) {
         // Unconstrained, the same request signs.
         await only(key);
         const ok = await run(SSH_KEYGEN, ['-Y', 'sign', '-f', key.pub, '-n', 'file', data], {
-          env: baseEnv({ SSH_AUTH_SOCK: a.sock, HOME: hops.home }),
+          env: a.env(),
         });
         assert.equal(ok.code, 0, ok.stderr);
         assert.deepEqual(
@@ -474,12 +459,12 @@ for (const agent of AGENTS) {
 
     if (isTsagent) {
       it('tsagent log prints every record, as lines and as JSON', async () => {
-        const records = readAuditFile(auditFile);
+        const records = readAuditFile(a.auditFile);
         assert.ok(records.length >= 20, `${records.length} records`);
-        const json = await tsagentLog(['--json', '--file', auditFile]);
+        const json = await tsagentLog(['--json', '--file', a.auditFile]);
         assert.equal(json.code, 0, json.stderr);
-        assert.equal(json.stdout, fs.readFileSync(auditFile, 'utf8'));
-        const human = await tsagentLog(['--file', auditFile]);
+        assert.equal(json.stdout, fs.readFileSync(a.auditFile, 'utf8'));
+        const human = await tsagentLog(['--file', a.auditFile]);
         assert.equal(human.code, 0, human.stderr);
         const lines = human.stdout.split('\n').slice(0, -1);
         assert.equal(lines.length, records.length);
@@ -504,7 +489,7 @@ for (const agent of AGENTS) {
           ),
         );
         // The default file: $TSAGENT_AUDIT_LOG.
-        const viaEnv = await tsagentLog(['--json'], { TSAGENT_AUDIT_LOG: auditFile });
+        const viaEnv = await tsagentLog(['--json'], { TSAGENT_AUDIT_LOG: a.auditFile });
         assert.equal(viaEnv.stdout, json.stdout);
       });
     }
@@ -513,24 +498,18 @@ for (const agent of AGENTS) {
 
 for (const agent of TSAGENTS) {
   describe(`${agent.name} --confirm-forwarded`, { skip }, () => {
-    let a: RunningAgent;
-    let adir: string;
     let askpass: Askpass;
-    let auditFile: string;
+    const a = hopAgent(agent, () => hops, {
+      args: ['--confirm-forwarded'],
+      auditLog: true,
+      prepare: (adir) => {
+        askpass = new Askpass(adir);
+        return { ...askpass.env(), DISPLAY: ':0' };
+      },
+    });
     before(async () => {
-      adir = mkTemp();
-      askpass = new Askpass(adir);
-      auditFile = path.join(adir, 'audit.log');
-      a = await startAgent(agent, {
-        args: ['--confirm-forwarded', '--audit-log', auditFile],
-        env: { ...askpass.env(), DISPLAY: ':0', HOME: hops.home, XDG_DATA_HOME: adir },
-      });
       const r = await run(SSH_ADD, [key.priv], { env: baseEnv({ SSH_AUTH_SOCK: a.sock }) });
       assert.equal(r.code, 0, r.stderr);
-    });
-    after(async () => {
-      await a?.stop();
-      rmTemp(adir);
     });
 
     it('local use does not ask', async () => {
@@ -539,7 +518,7 @@ for (const agent of TSAGENTS) {
       assert.equal(direct.code, 0, direct.stderr);
       const hop1 = await hops.ssh(a.sock, ['-A', 'goober', 'true']).done;
       assert.equal(hop1.code, 0, hop1.stderr);
-      const data = path.join(adir, 'to-sign');
+      const data = path.join(a.dir, 'to-sign');
       fs.writeFileSync(data, 'hello\n');
       const sig = await run(SSH_KEYGEN, ['-Y', 'sign', '-f', key.pub, '-n', 'file', data], {
         env: baseEnv({ SSH_AUTH_SOCK: a.sock }),
@@ -573,13 +552,13 @@ for (const agent of TSAGENTS) {
     it('answering no refuses it, and the audit log says so', async () => {
       askpass.reset();
       askpass.answer('', 1);
-      const before = readAuditFile(auditFile).length;
+      const before = readAuditFile(a.auditFile).length;
       const p = hops.ssh(a.sock, ['-A', 'goober', 'ssh', '-F', hops.config, 'boomer', 'true']);
       const r = await p.done;
       assert.equal(r.code, 255);
       assert.match(r.stderr, /Permission denied \(publickey\)/);
       assert.equal(askpass.calls().length, 1);
-      const recs = readAuditFile(auditFile).slice(before);
+      const recs = readAuditFile(a.auditFile).slice(before);
       assert.deepEqual(
         recs.map((x) => [x.decision, x.hops, x.forwarded, x.reason]),
         [

@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { alive, mkTemp, rmTemp, run, sleep, SSH_ADD, SSH_KEYGEN } from './fixtures/run';
+import { describe, it } from 'node:test';
+import { alive, run, SSH_ADD } from './fixtures/run';
+import { tsagentOnPath } from './fixtures/tsagent-on-path';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const MAIN = path.join(REPO, 'dist', 'src', 'cli', 'main.js');
@@ -31,66 +32,8 @@ function shellArgs(shell: string, rc: string, body: string): string[] {
 }
 
 describe('tsagent init: the rc-file snippet starts one agent and re-uses it', () => {
-  let dir: string;
-  let bin: string;
-  let key: string;
-  const agents = new Set<number>();
-
-  before(async () => {
-    dir = mkTemp('tsagent-shell-');
-    bin = path.join(dir, 'bin');
-    fs.mkdirSync(bin);
-    // `tsagent` on PATH, as npm install -g would put it.
-    fs.writeFileSync(
-      path.join(bin, 'tsagent'),
-      `#!/bin/sh\nexec '${process.execPath}' '${MAIN}' "$@"\n`,
-      { mode: 0o755 },
-    );
-    key = path.join(dir, 'id_ed25519');
-    if (fs.existsSync(SSH_KEYGEN)) {
-      const r = await run(SSH_KEYGEN, [
-        '-q',
-        '-t',
-        'ed25519',
-        '-N',
-        '',
-        '-C',
-        'shell-init',
-        '-f',
-        key,
-      ]);
-      assert.equal(r.code, 0, r.stderr);
-    }
-  });
-
-  after(async () => {
-    for (const pid of agents) {
-      try {
-        process.kill(pid, 'SIGTERM');
-      } catch {
-        // already gone
-      }
-    }
-    for (let i = 0; i < 50 && [...agents].some(alive); i++) await sleep(100);
-    rmTemp(dir);
-  });
-
-  /** A fresh HOME and XDG_RUNTIME_DIR for one shell, and its environment. */
-  function world(name: string, extra: Record<string, string> = {}) {
-    const home = path.join(dir, `home-${name}`);
-    const runtime = path.join(dir, `run-${name}`);
-    fs.mkdirSync(home, { recursive: true });
-    fs.mkdirSync(runtime, { recursive: true, mode: 0o700 });
-    const env: NodeJS.ProcessEnv = {
-      PATH: `${bin}:/usr/bin:/bin`,
-      HOME: home,
-      XDG_RUNTIME_DIR: runtime,
-      LANG: 'C',
-      LC_ALL: 'C',
-      ...extra,
-    };
-    return { home, runtime, env };
-  }
+  const onPath = tsagentOnPath('tsagent-shell-', 'shell-init');
+  const { agents, world } = onPath;
 
   async function snippetFor(shell: string, env: NodeJS.ProcessEnv, file: string) {
     const r = await run(process.execPath, [MAIN, 'init', shell], { env });
@@ -108,7 +51,7 @@ describe('tsagent init: the rc-file snippet starts one agent and re-uses it', ()
         return t.skip(`${name} not installed`);
       }
       const { env, runtime } = world(name);
-      const rc = path.join(dir, `rc.${name}`);
+      const rc = path.join(onPath.dir, `rc.${name}`);
       const text = await snippetFor(name, env, rc);
       assert.match(text, /tsagent -s/);
 
@@ -118,9 +61,9 @@ describe('tsagent init: the rc-file snippet starts one agent and re-uses it', ()
       assert.equal(quiet.stdout, '');
 
       const show = `echo "$SSH_AUTH_SOCK"; echo "$SSH_AGENT_PID"`;
-      const haveKey = fs.existsSync(key) && fs.existsSync(SSH_ADD);
+      const haveKey = fs.existsSync(onPath.key) && fs.existsSync(SSH_ADD);
       if (!haveKey && process.env.CI) throw new Error('ssh-keygen and ssh-add are required on CI');
-      const addKey = haveKey ? `; ${SSH_ADD} -q ${key}` : '';
+      const addKey = haveKey ? `; ${SSH_ADD} -q ${onPath.key}` : '';
       const first = await run(sh, shellArgs(name, rc, show + addKey), { env });
       assert.equal(first.code, 0, first.stderr);
       const [sock1, pid1] = first.stdout.trim().split('\n');
@@ -143,7 +86,7 @@ describe('tsagent init: the rc-file snippet starts one agent and re-uses it', ()
       const sh = shellPath(name);
       if (!sh) continue;
       const { env } = world(`missing-${name}`);
-      const rc = path.join(dir, `rc-missing.${name}`);
+      const rc = path.join(onPath.dir, `rc-missing.${name}`);
       await snippetFor(name, env, rc);
       const body = name === 'fish' ? 'echo "[$SSH_AUTH_SOCK]"' : 'echo "[${SSH_AUTH_SOCK:-}]"';
       const r = await run(sh, shellArgs(name, rc, body), {
@@ -157,7 +100,7 @@ describe('tsagent init: the rc-file snippet starts one agent and re-uses it', ()
   });
 
   it('keeps a forwarded agent in an SSH login', async () => {
-    const fwd = path.join(dir, 'forwarded.sock');
+    const fwd = path.join(onPath.dir, 'forwarded.sock');
     const server = net.createServer((s) => s.destroy());
     await new Promise<void>((r) => server.listen(fwd, r));
     try {
@@ -168,7 +111,7 @@ describe('tsagent init: the rc-file snippet starts one agent and re-uses it', ()
           SSH_CONNECTION: '192.0.2.1 50000 192.0.2.2 22',
           SSH_AUTH_SOCK: fwd,
         });
-        const rc = path.join(dir, `rc-fwd.${name}`);
+        const rc = path.join(onPath.dir, `rc-fwd.${name}`);
         await snippetFor(name, env, rc);
         const r = await run(sh, shellArgs(name, rc, 'echo "$SSH_AUTH_SOCK"'), { env });
         assert.equal(r.code, 0, r.stderr);
@@ -185,7 +128,7 @@ describe('tsagent init: the rc-file snippet starts one agent and re-uses it', ()
     if (!sh) return t.skip('bash not installed');
     const { env } = world('abs');
     env.PATH = '/usr/bin:/bin';
-    const rc = path.join(dir, 'rc-abs.bash');
+    const rc = path.join(onPath.dir, 'rc-abs.bash');
     const text = await snippetFor('bash', env, rc);
     assert.ok(text.includes(MAIN), text);
     const runs = [];
@@ -200,7 +143,7 @@ describe('tsagent init: the rc-file snippet starts one agent and re-uses it', ()
   });
 
   it('passes agent options on, quoted', async () => {
-    const env = { PATH: `${bin}:/usr/bin:/bin`, HOME: dir, LANG: 'C' };
+    const env = { PATH: `${onPath.bin}:/usr/bin:/bin`, HOME: onPath.dir, LANG: 'C' };
     let r = await run(
       process.execPath,
       [MAIN, 'init', 'bash', '--lock-after', '30m', '--vault', "/v/it's here"],

@@ -8,17 +8,9 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import {
-  alive,
-  missingTools,
-  mkTemp,
-  rmTemp,
-  run,
-  sleep,
-  SSH_ADD,
-  SSH_KEYGEN,
-} from './fixtures/run';
+import { describe, it } from 'node:test';
+import { alive, missingTools, run, sleep, SSH_ADD, SSH_KEYGEN } from './fixtures/run';
+import { tsagentOnPath } from './fixtures/tsagent-on-path';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const MAIN = path.join(REPO, 'dist', 'src', 'cli', 'main.js');
@@ -56,39 +48,9 @@ const startsNode = (progs: string[][]) =>
   );
 
 describe('tsagent init: a new shell re-uses the running agent without starting node', () => {
-  let dir: string;
-  let bin: string;
-  let key: string;
-  const pids = new Set<number>();
+  const onPath = tsagentOnPath('tsagent-reuse-', 'reuse');
+  const pids = onPath.agents;
   const missing = missingTools([STRACE, SSH_ADD, SSH_KEYGEN, ...Object.values(SHELLS)]);
-
-  before(async () => {
-    dir = mkTemp('tsagent-reuse-');
-    bin = path.join(dir, 'bin');
-    fs.mkdirSync(bin);
-    fs.writeFileSync(
-      path.join(bin, 'tsagent'),
-      `#!/bin/sh\nexec '${process.execPath}' '${MAIN}' "$@"\n`,
-      { mode: 0o755 },
-    );
-    key = path.join(dir, 'id_ed25519');
-    if (fs.existsSync(SSH_KEYGEN)) {
-      const r = await run(SSH_KEYGEN, ['-q', '-t', 'ed25519', '-N', '', '-C', 'reuse', '-f', key]);
-      assert.equal(r.code, 0, r.stderr);
-    }
-  });
-
-  after(async () => {
-    for (const pid of pids) {
-      try {
-        process.kill(pid, 'SIGTERM');
-      } catch {
-        // already gone
-      }
-    }
-    for (let i = 0; i < 50 && [...pids].some(alive); i++) await sleep(100);
-    rmTemp(dir);
-  });
 
   function need(t: { skip: (m: string) => void }): boolean {
     if (missing.length === 0) return true;
@@ -103,26 +65,20 @@ describe('tsagent init: a new shell re-uses the running agent without starting n
    * TMPDIR, named by the pointer file in HOME's state directory (daemon/paths.ts).
    */
   async function world(name: string, shell: string, opts: { tmp?: boolean } = {}) {
-    const home = path.join(dir, `home-${name}`);
-    const runtime = path.join(dir, `run-${name}`);
-    fs.mkdirSync(runtime, { recursive: true, mode: 0o700 });
-    const env: NodeJS.ProcessEnv = {
-      PATH: `${bin}:/usr/bin:/bin`,
-      HOME: home,
-      ...(opts.tmp ? { TMPDIR: runtime } : { XDG_RUNTIME_DIR: runtime }),
-      XDG_CONFIG_HOME: path.join(home, '.config'),
-      LANG: 'C',
-      LC_ALL: 'C',
-      TERM: 'dumb',
-    };
+    const w = onPath.world(name, { TERM: 'dumb' });
+    const env: NodeJS.ProcessEnv = { ...w.env, XDG_CONFIG_HOME: path.join(w.home, '.config') };
+    if (opts.tmp) {
+      delete env.XDG_RUNTIME_DIR;
+      env.TMPDIR = w.runtime;
+    }
     const r = await run(process.execPath, [MAIN, 'init', shell], { env });
     assert.equal(r.code, 0, r.stderr);
-    const rc = path.join(home, RC[shell]);
+    const rc = path.join(w.home, RC[shell]);
     fs.mkdirSync(path.dirname(rc), { recursive: true });
     fs.writeFileSync(rc, r.stdout);
-    const pointer = path.join(home, '.local', 'state', 'tsagent', `runtime-dir.${os.hostname()}`);
+    const pointer = path.join(w.home, '.local', 'state', 'tsagent', `runtime-dir.${os.hostname()}`);
     const sockDir = () =>
-      opts.tmp ? fs.readFileSync(pointer, 'utf8').trim() : path.join(runtime, 'tsagent');
+      opts.tmp ? fs.readFileSync(pointer, 'utf8').trim() : path.join(w.runtime, 'tsagent');
     return { env, sockDir };
   }
 
@@ -141,7 +97,7 @@ describe('tsagent init: a new shell re-uses the running agent without starting n
    * executed. (Only where no agent starts: strace -f would follow the agent.)
    */
   async function traced(cmd: string[], env: NodeJS.ProcessEnv, tag: string) {
-    const out = path.join(dir, `trace-${tag}`);
+    const out = path.join(onPath.dir, `trace-${tag}`);
     const r = await run(STRACE, ['-f', '-qq', '-e', 'trace=execve', '-o', out, ...cmd], {
       env,
       timeout: 30_000,
@@ -167,7 +123,9 @@ describe('tsagent init: a new shell re-uses the running agent without starting n
       assert.equal(first.sock, path.join(sockDir(), 'agent.sock'));
       if (tmp) assert.match(path.basename(sockDir()), /^tsagent-.{6}$/);
       assert.ok(alive(first.pid), 'the agent runs');
-      const add = await run(SSH_ADD, ['-q', key], { env: { ...env, SSH_AUTH_SOCK: first.sock } });
+      const add = await run(SSH_ADD, ['-q', onPath.key], {
+        env: { ...env, SSH_AUTH_SOCK: first.sock },
+      });
       assert.equal(add.code, 0, add.stderr);
       // What the snippet ran before: tsagent itself, which finds the agent (the trace sees node).
       const before = await traced(

@@ -10,7 +10,12 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import fc from 'fast-check';
-import { decodeSignedData, describeSignedData, SignedData } from '../src/agent/signed-data';
+import {
+  decodeSignedData,
+  describeSignedData,
+  hasSshsigLayout,
+  SignedData,
+} from '../src/agent/signed-data';
 import { SSH_KEYGEN, baseEnv, mkTemp, rmTemp, run, skipUnless } from './fixtures/run';
 
 const SEED = process.env.FC_SEED ? Number(process.env.FC_SEED) : 0x5eed;
@@ -120,10 +125,31 @@ describe('userauth requests (RFC 4252 §7)', () => {
     ['invalid UTF-8 user', userauth({ user: Buffer.of(0x61, 0xff) })],
     ['empty key blob', userauth({ key: Buffer.alloc(0) })],
     ['empty algorithm', userauth({ alg: '' })],
+    ['an algorithm of another key type', userauth({ alg: 'ssh-rsa' })],
+    ['a malformed key blob', userauth({ key: Buffer.of(0, 0, 0, 9, 1) })],
   ];
   for (const [what, data] of notLogins)
     test(`not a login: ${what}`, () =>
       assert.deepEqual(decodeSignedData(data), { kind: 'unknown', length: data.length }));
+
+  test('the algorithm is checked against the key type as ssh-agent.c does (RFC 8332 names)', () => {
+    const rsaKey = Buffer.concat([str('ssh-rsa'), str(Buffer.of(1, 0, 1)), str(Buffer.alloc(9))]);
+    for (const alg of ['ssh-rsa', 'rsa-sha2-256', 'rsa-sha2-512'])
+      assert.equal(decodeSignedData(userauth({ alg, key: rsaKey }), rsaKey).kind, 'login', alg);
+    const p256 = Buffer.concat([str('ecdsa-sha2-nistp256'), str('nistp256'), str(Buffer.of(4))]);
+    const alg = 'ecdsa-sha2-nistp256';
+    assert.equal(decodeSignedData(userauth({ alg, key: p256 }), p256).kind, 'login');
+    assert.equal(
+      decodeSignedData(userauth({ alg: 'ssh-ed25519', key: p256 }), p256).kind,
+      'unknown',
+    );
+  });
+
+  test('the user is decoded byte for byte (a leading U+FEFF is kept and escaped)', () => {
+    const d = decodeSignedData(userauth({ user: '\ufeffroot' }), KEY_BLOB);
+    assert.equal(d.kind === 'login' && d.user, '\ufeffroot');
+    assert.equal(describeSignedData(d), 'log in as \\u{feff}root to an unverified host');
+  });
 
   test('a login naming another key than the one asked to sign is not shown as a login', () => {
     const other = Buffer.concat([KEY, str(Buffer.alloc(32, 8))]);
@@ -172,6 +198,17 @@ describe('SSHSIG signed data (PROTOCOL.sshsig)', () => {
   for (const [what, data] of notSshsig)
     test(`not SSHSIG: ${what}`, () =>
       assert.deepEqual(decodeSignedData(data), { kind: 'unknown', length: data.length }));
+
+  test('the SSHSIG layout alone (the websafe rule) admits any hash, and nothing else', () => {
+    assert.ok(hasSshsigLayout(sshsigData('git')));
+    assert.ok(hasSshsigLayout(sshsigData('git', 'sha1')));
+    const shortHash = [Buffer.from('SSHSIG'), str('git'), str(''), str('sha512'), str('x')];
+    assert.ok(hasSshsigLayout(Buffer.concat(shortHash)));
+    assert.equal(decodeSignedData(Buffer.concat(shortHash)).kind, 'unknown');
+    for (const [what, data] of notSshsig.filter(([w]) => !/hash/.test(w)))
+      assert.equal(hasSshsigLayout(data), false, what);
+    assert.equal(hasSshsigLayout(userauth()), false);
+  });
 });
 
 describe('unrecognised data', () => {

@@ -17,10 +17,10 @@ import {
   mkTemp,
   rmTemp,
   run,
-  sleep,
   spawnWatched,
   SSH_ADD,
   SSH_KEYGEN,
+  stopAll,
   waitFor,
 } from './fixtures/run';
 
@@ -74,14 +74,7 @@ describe('socket activation: the agent serves the socket systemd gives it', () =
   });
 
   after(async () => {
-    for (const pid of pids) {
-      try {
-        process.kill(pid, 'SIGTERM');
-      } catch {
-        // gone
-      }
-    }
-    for (let i = 0; i < 50 && [...pids].some(alive); i++) await sleep(100);
+    await stopAll(pids);
     rmTemp(dir);
   });
 

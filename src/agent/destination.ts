@@ -11,7 +11,7 @@ import {
 } from './constraints';
 import { CERT_TYPE, parseCertificate } from '../ssh/certificate';
 import { matchPattern } from '../ssh/pattern';
-import { WireReader } from '../ssh/wire';
+import type { SignedData } from './signed-data';
 
 /** One session-bind@openssh.com record: the host an ssh client on this connection talked to. */
 export interface SessionBind {
@@ -139,104 +139,49 @@ export function identityPermitted(
   return { ok: true, hosts };
 }
 
-/** RFC 4252 §5. */
-const SSH2_MSG_USERAUTH_REQUEST = 50;
-
-/** The parts of an SSH publickey userauth request that destination checks need. */
-export interface UserauthRequest {
-  user: string;
-  sessionId: Buffer;
-  hostKey: Buffer | null;
-}
-
-/** `rsa-sha2-512-cert-v01@openssh.com` → `ssh-rsa-cert-v01@openssh.com`: the key type an algorithm signs with. */
-function keyTypeOfAlgorithm(alg: string): string {
-  return alg.replace(/^rsa-sha2-(256|512)/, 'ssh-rsa');
-}
-
 /**
- * Parse data to be signed as an SSH2_MSG_USERAUTH_REQUEST for `keyBlob`
- * (RFC 4252 §7, or OpenSSH's publickey-hostbound-v00); null if it is not one.
+ * Is `signed` a login to the session this connection last bound (its session
+ * id, and for publickey-hostbound its host key)? Only then is the host chain
+ * the connection bound the destination of the signature; otherwise it is a claim.
  */
-export function parseUserauthRequest(data: Buffer, keyBlob: Buffer): UserauthRequest | null {
-  // Most data signed is not a login (ssh-keygen -Y, git): say so without throwing.
-  if (data.length < 5) return null;
-  const sidLength = data.readUInt32BE(0);
-  if (
-    sidLength === 0 ||
-    sidLength + 4 >= data.length ||
-    data[sidLength + 4] !== SSH2_MSG_USERAUTH_REQUEST
-  )
-    return null;
-  try {
-    const r = new WireReader(data);
-    const sessionId = Buffer.from(r.string());
-    if (sessionId.length === 0) return null;
-    if (r.byte() !== SSH2_MSG_USERAUTH_REQUEST) return null;
-    const user = r.text();
-    const service = r.text();
-    const method = r.text();
-    const sigFollows = r.byte();
-    const alg = r.text();
-    const key = r.string();
-    if (sigFollows !== 1 || service !== 'ssh-connection' || !key.equals(keyBlob)) return null;
-    const keyType = new WireReader(keyBlob).text();
-    const algType = keyTypeOfAlgorithm(alg);
-    // ECDSA curves are checked by the key comparison above.
-    const family = (t: string) => t.replace(/^ecdsa-sha2-nistp\d+/, 'ecdsa');
-    if (family(algType) !== family(keyType)) return null;
-    let hostKey: Buffer | null = null;
-    if (method === 'publickey-hostbound-v00@openssh.com') hostKey = Buffer.from(r.string());
-    else if (method !== 'publickey') return null;
-    r.end();
-    return { user, sessionId, hostKey };
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Is `req` a login to the session this connection last bound (its session id,
- * and for publickey-hostbound its host key)? Only then is the host chain the
- * connection bound the destination of the signature; otherwise it is a claim.
- */
-export function loginMatchesLastBind(state: BindState, req: UserauthRequest | null): boolean {
+export function loginMatchesLastBind(state: BindState, signed: SignedData): boolean {
   const last = state.binds[state.binds.length - 1];
-  if (!req || !last || state.bindFailed) return false;
-  if (!req.sessionId.equals(last.sessionId)) return false;
-  return req.hostKey === null || req.hostKey.equals(last.hostKey);
+  if (signed.kind !== 'login' || !last || state.bindFailed) return false;
+  if (!signed.sessionId.equals(last.sessionId)) return false;
+  return signed.hostKey === undefined || signed.hostKey.equals(last.hostKey);
 }
 
 /**
  * The whole check for signing with a destination-constrained key (OpenSSH's
- * process_sign_request2): the data must be a userauth request for the last
- * bound session, to a permitted host. Returns the hop hostnames or a reason.
+ * process_sign_request2): the data (decoded by decodeSignedData for the key
+ * asked to sign with) must be a userauth request for the last bound session,
+ * to a permitted host. Returns the hop hostnames or a reason.
  */
 export function checkSignDestination(
   dests: readonly DestinationConstraint[],
   state: BindState,
-  keyBlob: Buffer,
-  data: Buffer,
-): Permission & { user?: string } {
+  signed: SignedData,
+): Permission {
   if (dests.length === 0) return { ok: true, hosts: [] };
   if (state.binds.length === 0)
     return { ok: false, reason: 'destination-constrained key used on an unbound connection' };
-  const req = parseUserauthRequest(data, keyBlob);
-  if (!req)
+  if (signed.kind !== 'login')
     return {
       ok: false,
       reason: 'destination-constrained key asked to sign something other than a login',
     };
-  const perm = identityPermitted(dests, state, req.user);
+  const perm = identityPermitted(dests, state, signed.user);
   if (!perm.ok) return perm;
+  // The session id must be the one ssh bound just before userauth.
   const last = state.binds[state.binds.length - 1];
-  if (!req.sessionId.equals(last.sessionId))
+  if (!signed.sessionId.equals(last.sessionId))
     return { ok: false, reason: 'session ID is not the one last bound' };
-  if (state.binds.length > 1 && !req.hostKey)
+  // Past the first hop, only a publickey-hostbound request names the host it is for.
+  if (state.binds.length > 1 && !signed.hostKey)
     return { ok: false, reason: 'no host key in the request on a forwarded connection' };
-  if (req.hostKey && !req.hostKey.equals(last.hostKey))
+  if (signed.hostKey && !signed.hostKey.equals(last.hostKey))
     return { ok: false, reason: 'host key in the request is not the one last bound' };
-  return { ...perm, user: req.user };
+  return perm;
 }
 
 /**

@@ -2,13 +2,7 @@
 // It knows nothing of sockets; the server turns requests into calls on it.
 
 import type { Constraints, DestinationConstraint } from './constraints';
-import {
-  BindState,
-  bindStateOf,
-  isForwarded,
-  loginMatchesLastBind,
-  parseUserauthRequest,
-} from './destination';
+import { BindState, bindStateOf, isForwarded, loginMatchesLastBind } from './destination';
 import { identityVisible, signPermitted } from './local-only';
 import { LockHash, hashLockPassphrase, lockPassphraseMatches } from './lock-passphrase';
 import { PassphraseAttempts } from './passphrase-attempts';
@@ -56,7 +50,7 @@ export type Unlocker = (passphrase: Buffer) => Promise<NewIdentity[] | null>;
 export interface SignDetails {
   /** Host names of the hops, from the matching destination constraints (null = unnamed). */
   hosts: (string | null)[];
-  /** The user being logged in as, when the data is a userauth request of a constrained key. */
+  /** The user being logged in as, when the data is a userauth request for this key. */
   user?: string;
   forwarded: boolean;
   /** The data is a login to the session last bound (destination.ts loginMatchesLastBind): only then are `hosts` checked. */
@@ -247,12 +241,12 @@ export class Keyring<C extends RequestContext = RequestContext> implements Serve
     if (!entry) return { ok: false, reason: this.locked ? 'locked' : 'unknown-key' };
     const state = bindStateOf(context);
     const forwarded = isForwarded(state);
-    const dest = signPermitted(entry, state, blob, data);
-    if (!dest.ok) return { ok: false, reason: 'destination', detail: dest.reason, entry };
-    const login = parseUserauthRequest(data, blob); // the login user, for prompts and audit
-    const user = dest.user ?? login?.user;
-    const verified = loginMatchesLastBind(state, login);
+    // Decoded once: the destination checks, the prompt and the audit record read this value.
     const signed = decodeSignedData(data, blob);
+    const dest = signPermitted(entry, state, signed);
+    if (!dest.ok) return { ok: false, reason: 'destination', detail: dest.reason, entry };
+    const user = signed.kind === 'login' ? signed.user : undefined;
+    const verified = loginMatchesLastBind(state, signed);
     const details: SignDetails = { hosts: dest.hosts, user, forwarded, verified, signed };
     const mustConfirm =
       entry.confirm || (forwarded && (entry.confirmForwarded || !!this.opts.confirmForwarded));

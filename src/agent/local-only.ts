@@ -11,6 +11,7 @@ import {
   identityPermitted,
   isForwarded,
 } from './destination';
+import type { SignedData } from './signed-data';
 
 /** What the rules look at in a keyring entry. */
 export interface Visibility {
@@ -26,13 +27,8 @@ export function identityVisible(e: Visibility, state: BindState): boolean {
   return identityPermitted(e.destinations, state, null).ok;
 }
 
-/** May the identity sign this data on this connection (checkSignDestination, and local-only)? */
-export function signPermitted(
-  e: Visibility,
-  state: BindState,
-  keyBlob: Buffer,
-  data: Buffer,
-): Permission & { user?: string } {
+/** May the identity sign this (decoded) data on this connection (checkSignDestination, and local-only)? */
+export function signPermitted(e: Visibility, state: BindState, signed: SignedData): Permission {
   if (e.localOnly && isForwarded(state)) return { ok: false, reason: LOCAL_ONLY_REFUSAL };
-  return checkSignDestination(e.destinations, state, keyBlob, data);
+  return checkSignDestination(e.destinations, state, signed);
 }

@@ -1,15 +1,19 @@
-// What a SIGN_REQUEST asks to sign, decoded so that a confirmation prompt and
-// the audit record can say it: an SSH login, an SSHSIG signature (git, files,
-// …), or bytes we do not recognise. Decoding never throws: anything that is
-// not exactly one of the known shapes is "unknown".
+// What a SIGN_REQUEST asks to sign: an SSH login, an SSHSIG signature (git,
+// files, …), or bytes we do not recognise. The one decoder of signed data:
+// the keyring decodes a request's data once and hands the value to the
+// destination checks (destination.ts), the confirmation prompt and the audit
+// record; the websafe rule of a security key (websafe.ts) asks it too.
+// Decoding never throws: anything that is not exactly one of the known
+// shapes is "unknown".
 
 import { escapeText } from '../ssh/escape';
 import { WireReader } from '../ssh/wire';
 
 /** RFC 4252 §6: SSH_MSG_USERAUTH_REQUEST. */
 const SSH_MSG_USERAUTH_REQUEST = 50;
+/** RFC 4252 §7. */
 const PUBLICKEY = 'publickey';
-/** PROTOCOL §2.5 (OpenSSH): a userauth request that also names the server's host key. */
+/** OpenSSH PROTOCOL §3.1: a publickey request that also names the server's host key. */
 const PUBLICKEY_HOSTBOUND = 'publickey-hostbound-v00@openssh.com';
 /** PROTOCOL.sshsig: the 6-byte preamble of the data that is signed. */
 const SSHSIG_MAGIC = Buffer.from('SSHSIG', 'latin1');
@@ -45,26 +49,37 @@ export interface UnknownData {
 
 export type SignedData = LoginData | SshsigData | UnknownData;
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-/** A string field as text: valid UTF-8 without NUL (OpenSSH's cstring), else null. */
+/**
+ * A string field as text (OpenSSH's cstring): valid UTF-8 without NUL, else
+ * null. Byte-exact: a leading U+FEFF stays part of the text.
+ */
 function cstring(b: Buffer): string | null {
   if (b.includes(0)) return null;
-  try {
-    return utf8.decode(b);
-  } catch {
-    return null;
-  }
+  const s = b.toString('utf8');
+  return Buffer.from(s, 'utf8').equals(b) ? s : null;
+}
+
+/**
+ * The key type a key type or signature algorithm name stands for, as
+ * sshkey_type_from_name() compares them: RFC 8332's rsa-sha2-256/512 sign
+ * with ssh-rsa keys, and one ECDSA type covers every curve (the key blob
+ * comparison checks the curve).
+ */
+function keyFamily(name: string): string {
+  return name.replace(/^rsa-sha2-(256|512)/, 'ssh-rsa').replace(/^ecdsa-sha2-nistp\d+/, 'ecdsa');
 }
 
 /**
  * RFC 4252 §7, the data a publickey signature covers:
  *   string session id, byte 50, string user, string service, string method,
  *   boolean TRUE, string algorithm, string key blob [, string host key (hostbound)]
- * The same checks as OpenSSH's ssh-agent.c parse_userauth_request: a non-empty
- * session id, "ssh-connection", sig-follows = 1 and nothing after the end.
+ * with the checks of OpenSSH's ssh-agent.c parse_userauth_request: a
+ * non-empty session id, message 50, "ssh-connection", has-signature TRUE,
+ * an algorithm of the key's type, the key blob the one asked to sign with
+ * (when `keyBlob` is given), a host key for publickey-hostbound (PROTOCOL
+ * §3.1), no other method, and nothing after the end.
  */
-function decodeLogin(data: Buffer): LoginData | null {
+function decodeLogin(data: Buffer, keyBlob?: Buffer): LoginData | null {
   const r = new WireReader(data);
   const sessionId = r.string();
   if (sessionId.length === 0) return null;
@@ -72,11 +87,13 @@ function decodeLogin(data: Buffer): LoginData | null {
   const user = cstring(r.string());
   const service = cstring(r.string());
   const method = cstring(r.string());
-  if (r.byte() !== 1) return null;
+  if (r.byte() !== 1) return null; // has-signature: the request is signed
   const algorithm = cstring(r.string());
-  const keyBlob = r.string();
+  const key = r.string();
   if (user === null || algorithm === null || service !== 'ssh-connection') return null;
-  if (keyBlob.length === 0 || algorithm.length === 0) return null;
+  if (keyBlob && !key.equals(keyBlob)) return null;
+  // The key blob's own type name (an empty or malformed blob throws: not a login).
+  if (keyFamily(algorithm) !== keyFamily(new WireReader(key).text())) return null;
   let hostKey: Buffer | undefined;
   if (method === PUBLICKEY_HOSTBOUND) {
     hostKey = Buffer.from(r.string());
@@ -89,42 +106,70 @@ function decodeLogin(data: Buffer): LoginData | null {
     user,
     service,
     algorithm,
-    keyBlob: Buffer.from(keyBlob),
+    keyBlob: Buffer.from(key),
     sessionId: Buffer.from(sessionId),
   };
   if (hostKey) out.hostKey = hostKey;
   return out;
 }
 
+/** The fields of PROTOCOL.sshsig's signed data, undecoded. */
+interface SshsigFields {
+  namespace: Buffer;
+  hashAlgorithm: Buffer;
+  hash: Buffer;
+}
+
 /**
  * PROTOCOL.sshsig §"Signed Data": byte[6] "SSHSIG", string namespace,
- * string reserved, string hash_algorithm, string H(message), and no more
- * (as ssh-agent.c parse_sshsig_request). The hash must fit its algorithm.
+ * string reserved, string hash_algorithm, string H(message), and no more;
+ * null if the bytes are not laid out so.
  */
-function decodeSshsig(data: Buffer): SshsigData | null {
+function readSshsig(data: Buffer): SshsigFields | null {
   if (data.length < SSHSIG_MAGIC.length || !data.subarray(0, 6).equals(SSHSIG_MAGIC)) return null;
-  const r = new WireReader(data.subarray(SSHSIG_MAGIC.length));
-  const namespace = cstring(r.string());
-  r.string(); // reserved: ignored by every verifier, so it changes nothing we show
-  const hashAlgorithm = cstring(r.string());
-  const hash = r.string();
-  if (namespace === null || hashAlgorithm === null || r.remaining !== 0) return null;
+  try {
+    const r = new WireReader(data.subarray(SSHSIG_MAGIC.length));
+    const namespace = r.string();
+    r.string(); // reserved: ignored by every verifier, so it changes nothing we show
+    const hashAlgorithm = r.string();
+    const hash = r.string();
+    return r.remaining === 0 ? { namespace, hashAlgorithm, hash } : null;
+  } catch {
+    return null; // a WireError from a truncated field
+  }
+}
+
+/**
+ * Is `data` laid out as SSHSIG signed data (ssh-agent.c parse_sshsig_request,
+ * for the websafe rule), whatever its namespace and hash say?
+ */
+export function hasSshsigLayout(data: Buffer): boolean {
+  return readSshsig(data) !== null;
+}
+
+/** SSHSIG signed data whose namespace and hash algorithm are text, and whose hash fits its algorithm. */
+function decodeSshsig(data: Buffer): SshsigData | null {
+  const f = readSshsig(data);
+  if (!f) return null;
+  const namespace = cstring(f.namespace);
+  const hashAlgorithm = cstring(f.hashAlgorithm);
+  if (namespace === null || hashAlgorithm === null) return null;
   const want = SSHSIG_HASH_LENGTH[hashAlgorithm];
-  if (want === undefined || hash.length !== want) return null;
-  return { kind: 'sshsig', namespace, hashAlgorithm, hash: Buffer.from(hash) };
+  if (want === undefined || f.hash.length !== want) return null;
+  return { kind: 'sshsig', namespace, hashAlgorithm, hash: Buffer.from(f.hash) };
 }
 
 /**
  * What `data` (a SIGN_REQUEST's data field) is. When `keyBlob` is given, a
  * userauth request must name that key (as ssh-agent.c requires); one that
- * names another key is not shown as a login.
+ * names another key is not a login.
  */
 export function decodeSignedData(data: Buffer, keyBlob?: Buffer): SignedData {
   try {
     const sig = decodeSshsig(data);
     if (sig) return sig;
-    const login = decodeLogin(data);
-    if (login && (!keyBlob || login.keyBlob.equals(keyBlob))) return login;
+    const login = decodeLogin(data, keyBlob);
+    if (login) return login;
   } catch {
     // A WireError from a truncated field: not one of ours.
   }
