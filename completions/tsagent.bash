@@ -20,7 +20,7 @@ _tsagent_vault() {
         compgen -f -- "$cur"
         return
         ;;
-    --passphrase-fd | --kdf-memory | --kdf-time | --kdf-parallelism | --lifetime | --allow | -C | --comment)
+    --passphrase-fd | --kdf-memory | --kdf-time | --kdf-parallelism | --lifetime | --allow | --confirm-window | -C | --comment)
         return
         ;;
     -t | --type)
@@ -49,7 +49,7 @@ _tsagent_vault() {
         fi
         ;;
     generate) compgen -W "-t --type -b --bits -C --comment --confirm --lifetime -h --help" -- "$cur" ;;
-    set) compgen -W "--confirm --no-confirm --lifetime --allow --clear-allow --confirm-forwarded --no-confirm-forwarded --local-only --no-local-only -h --help" -- "$cur" ;;
+    set) compgen -W "--confirm --no-confirm --lifetime --allow --clear-allow --confirm-forwarded --no-confirm-forwarded --local-only --no-local-only --confirm-window --no-confirm-window -h --help" -- "$cur" ;;
     help) compgen -W "$subs" -- "$cur" ;;
     *) compgen -W "-h --help" -- "$cur" ;;
     esac

@@ -154,4 +154,6 @@ complete -c tsagent -n '__tsagent_vault_using set' -l confirm-forwarded -d 'ask 
 complete -c tsagent -n '__tsagent_vault_using set' -l no-confirm-forwarded -d 'do not ask for forwarded use'
 complete -c tsagent -n '__tsagent_vault_using set' -l local-only -d 'neither list nor use through a forwarded agent'
 complete -c tsagent -n '__tsagent_vault_using set' -l no-local-only -d 'serve through forwarded agents too'
+complete -c tsagent -n '__tsagent_vault_using set' -l confirm-window -x -d 'after a yes, do not ask again for (5m; 0 = every time)'
+complete -c tsagent -n '__tsagent_vault_using set' -l no-confirm-window -d "use the agent's --confirm-window again"
 complete -c tsagent -n '__tsagent_vault_using help' -a "$__tsagent_vault_commands"

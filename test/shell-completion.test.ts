@@ -72,7 +72,7 @@ const CASES: [string[], string[]][] = [
   [['tsagent', 'vault', 'passwd', '--kdf-m'], ['--kdf-memory']],
   [
     ['tsagent', 'vault', 'set', 'k', '--no-'],
-    ['--no-confirm', '--no-confirm-forwarded', '--no-local-only'],
+    ['--no-confirm', '--no-confirm-forwarded', '--no-confirm-window', '--no-local-only'],
   ],
   [
     ['tsagent', 'log', '--f'],
