@@ -5,7 +5,7 @@
 // identities each brought (ssh-agent.c process_add_identity's sk-provider
 // checks, process_add_smartcard_key, process_remove_smartcard_key).
 
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { readCertificate } from '../ssh/certificate';
 import { errorMessage } from '../ssh/error';
 import { escapeText } from '../ssh/escape';

@@ -3,7 +3,7 @@
 // Keyring). Framing is framing.ts's. Nothing a client sends can throw past a
 // connection; malformed input is answered with FAILURE or a close.
 
-import * as net from 'node:net';
+import net = require('node:net');
 import { changeRequested } from './changes';
 import { DeviceKeys } from './device-keys';
 import { serveDeviceRequest } from './device-requests';

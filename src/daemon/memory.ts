@@ -21,7 +21,7 @@
 // Both flags are read by V8 when it decides (not when the heap is set up), so
 // v8.setFlagsFromString works after start.
 
-import * as v8 from 'node:v8';
+import v8 = require('node:v8');
 
 /** Before the agent's modules load (main.ts, for every agent mode). */
 export function startQuietly(): void {

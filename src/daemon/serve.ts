@@ -2,7 +2,7 @@
 // confirm prompt, pid file, signals, and clean removal of what it created.
 // The composition root: the only place that wires agent, vault and daemon.
 
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { ApprovalWindows } from '../agent/approvals';
 import { AuditLog } from '../agent/audit';
 import { askConfirm } from '../agent/confirm';

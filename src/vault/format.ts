@@ -38,7 +38,7 @@
 //                 skProvider? (security keys), plus unknown keys kept as-is)
 //   zero padding up to a multiple of 4096 bytes, so the file size does not
 //   reveal the number of keys of a small vault.
-import * as crypto from 'node:crypto';
+import crypto = require('node:crypto');
 import {
   deriveVaultKey,
   DEFAULT_KDF,
