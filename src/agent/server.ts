@@ -6,7 +6,6 @@
 import net = require('node:net');
 import { changeRequested } from './changes';
 import { DeviceKeys } from './device-keys';
-import { serveDeviceRequest } from './device-requests';
 import { connectionsForFiles, openFileLimit } from './file-limit';
 import { FrameReply, serveFrames } from './framing';
 import type { SignResult } from './keyring';
@@ -236,8 +235,12 @@ export class AgentServer {
       }
       case 'add-sk':
       case 'add-smartcard':
-      case 'remove-smartcard':
+      case 'remove-smartcard': {
+        // Loaded with the first device request, as the helpers are (see device-keys.ts).
+        const { serveDeviceRequest } =
+          require('./device-requests') as typeof import('./device-requests');
         return ok(await serveDeviceRequest(req, agent, this.devices, ctx, this.log));
+      }
       case 'extension':
         return await this.extension(req.name, req.contents, ctx);
       case 'unknown':
