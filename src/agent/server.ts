@@ -160,6 +160,7 @@ export class AgentServer {
     ctx: ConnectionContext,
     socket: net.Socket,
   ): Promise<FrameReply> {
+    this.opts.onMessage?.();
     const req = decodeRequest(body);
     let outcome: Handled;
     try {

@@ -21,7 +21,7 @@ import type { UnlockOnDemand } from '../agent/unlock-on-demand';
 import { isForwarded } from '../agent/destination';
 import { escapeText } from '../ssh/escape';
 import { listenTarget } from './activation';
-import { startupDone } from './memory';
+import { messageArrived } from './memory';
 import { RefusedChanges } from './refused-changes';
 import { VaultBridge } from './vault-bridge';
 import { WindowedConfirm } from './windowed-confirm';
@@ -172,6 +172,7 @@ export async function serveAgent(
     peerOf: peerCredentials,
     orderIdentities: (ctx, ids) => keyOrder.list(ctx, ids),
     onClose: (ctx) => keyOrder.closed(ctx),
+    onMessage: messageArrived,
     whenLocked: async (ctx) => {
       if (!vault?.present) return;
       const peer = ctx.peer;
@@ -223,7 +224,6 @@ export async function serveAgent(
   const sockIno = given ? undefined : fs.statSync(paths.sock).ino;
   if (paths.pidFile) fs.writeFileSync(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
   log(`listening on ${paths.sock}, pid ${process.pid}`);
-  startupDone();
   resetIdle();
 
   let closing: Promise<void> | undefined;
