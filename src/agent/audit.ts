@@ -2,7 +2,7 @@
 // change refused from a forwarded connection, in a 0600 file rotated at a size
 // limit (the previous file is kept as `.1`).
 
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 
 export interface AuditRecord {
   time: string;

@@ -3,7 +3,7 @@
 // at a time; the pipelined mode (the load generator's, and tests of ordering)
 // sends requests before earlier replies are in and gets the replies in order.
 
-import * as net from 'node:net';
+import net = require('node:net');
 import { MAX_MESSAGE, OutgoingRequest, Response, decodeResponse, encodeRequest } from './protocol';
 
 export interface ClientOptions {

@@ -5,7 +5,7 @@
 // identities each brought (ssh-agent.c process_add_identity's sk-provider
 // checks, process_add_smartcard_key, process_remove_smartcard_key).
 
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { readCertificate } from '../ssh/certificate';
 import { errorMessage } from '../ssh/error';
 import { escapeText } from '../ssh/escape';
@@ -13,11 +13,11 @@ import { baseKeyType, encodePublicBlob, isCertificateType } from '../ssh/publick
 import { SkPrivateKey } from '../ssh/sk-key';
 import { WireReader } from '../ssh/wire';
 import type { AssociatedCerts } from './constraints';
-import { DeviceKey, securityKey, tokenKey } from './device-key';
-import { Pkcs11Options, Pkcs11Provider } from './pkcs11-helper';
-import { Pkcs11Providers } from './pkcs11-providers';
+import type { DeviceKey } from './device-key';
+import type { Pkcs11Options, Pkcs11Provider } from './pkcs11-helper';
+import type { Pkcs11Providers } from './pkcs11-providers';
 import { ProviderAllowList } from './provider-allowlist';
-import { SkSignOptions } from './sk-helper';
+import type { SkSignOptions } from './sk-helper';
 
 export interface DeviceKeysOptions {
   allowList?: ProviderAllowList;
@@ -33,6 +33,13 @@ export interface DeviceKeysOptions {
   onTokenGone?: (blobs: Buffer[]) => void;
 }
 
+/**
+ * The helpers' modules (ssh-sk-helper, ssh-pkcs11-helper, their protocols)
+ * load with the first device key: most agents never have one, and an idle
+ * agent's heap holds the source and code of every module it loaded.
+ */
+const deviceKey = () => require('./device-key') as typeof import('./device-key');
+
 export type DeviceResult<T> = { ok: true; value: T } | { ok: false; reason: string };
 
 const refuse = (reason: string): DeviceResult<never> => ({ ok: false, reason });
@@ -45,20 +52,29 @@ export interface TokenIdentity {
 
 export class DeviceKeys {
   private readonly allowList: ProviderAllowList;
-  private readonly providers: Pkcs11Providers;
+  /** The loaded PKCS#11 providers: made with the first token. */
+  private providers: Pkcs11Providers | null = null;
   /** The identities each loaded token brought, by canonical provider path. */
   private readonly tokenBlobs = new Map<string, Buffer[]>();
 
   constructor(private readonly opts: DeviceKeysOptions = {}) {
     this.allowList = opts.allowList ?? new ProviderAllowList();
-    this.providers = new Pkcs11Providers({
-      helper: opts.pkcs11,
-      onGone: (canonical) => {
-        const blobs = this.tokenBlobs.get(canonical) ?? [];
-        this.tokenBlobs.delete(canonical);
-        opts.onTokenGone?.(blobs);
-      },
-    });
+  }
+
+  private loadedProviders(): Pkcs11Providers {
+    if (!this.providers) {
+      const { Pkcs11Providers } =
+        require('./pkcs11-providers') as typeof import('./pkcs11-providers');
+      this.providers = new Pkcs11Providers({
+        helper: this.opts.pkcs11,
+        onGone: (canonical) => {
+          const blobs = this.tokenBlobs.get(canonical) ?? [];
+          this.tokenBlobs.delete(canonical);
+          this.opts.onTokenGone?.(blobs);
+        },
+      });
+    }
+    return this.providers;
   }
 
   /** The realpath of a provider a client named, if it may be loaded. */
@@ -89,7 +105,8 @@ export class DeviceKeys {
       canonical = ok.value;
     }
     const { sk, restrictWebsafe, onTouch } = this.opts;
-    return { ok: true, value: securityKey(key, canonical, { sk, restrictWebsafe, onTouch }) };
+    const value = deviceKey().securityKey(key, canonical, { sk, restrictWebsafe, onTouch });
+    return { ok: true, value };
   }
 
   /** ADD_SMARTCARD_KEY(_CONSTRAINED): load the token; its identities (with certificates grafted on). */
@@ -105,12 +122,12 @@ export class DeviceKeys {
       return ok;
     }
     const canonical = ok.value;
-    const loaded = await this.providers.load(canonical, pin);
+    const loaded = await this.loadedProviders().load(canonical, pin);
     if (!loaded.ok) return refuse(loaded.message);
     const p = loaded.provider;
     const ids = tokenIdentities(p, certs);
     if (typeof ids === 'string' || ids.length === 0) {
-      await this.providers.unload(canonical);
+      await this.loadedProviders().unload(canonical);
       return refuse(typeof ids === 'string' ? ids : `no usable keys on "${escapeText(canonical)}"`);
     }
     this.tokenBlobs.set(
@@ -131,7 +148,7 @@ export class DeviceKeys {
     }
     const blobs = this.tokenBlobs.get(canonical) ?? [];
     this.tokenBlobs.delete(canonical);
-    if (!(await this.providers.unload(canonical)))
+    if (!(await this.providers?.unload(canonical)))
       return refuse(`PKCS#11 provider "${escapeText(canonical)}" is not loaded`);
     return { ok: true, value: blobs };
   }
@@ -140,7 +157,7 @@ export class DeviceKeys {
   async removeAllTokens(): Promise<Buffer[]> {
     const blobs = [...this.tokenBlobs.values()].flat();
     this.tokenBlobs.clear();
-    await this.providers.unloadAll();
+    await this.providers?.unloadAll();
     return blobs;
   }
 }
@@ -154,6 +171,7 @@ function tokenIdentities(
   p: Pkcs11Provider,
   certs: AssociatedCerts | undefined,
 ): TokenIdentity[] | string {
+  const { tokenKey } = deviceKey();
   const out: TokenIdentity[] = [];
   const comment = (label: string) => Buffer.from(label || p.provider, 'utf8');
   if (!certs?.certsOnly)

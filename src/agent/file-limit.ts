@@ -1,7 +1,7 @@
 // How many connections the agent can hold: its open-file limit (RLIMIT_NOFILE,
 // as /proc/self/limits shows it) less what the agent itself needs.
 
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 
 /**
  * Descriptors kept free for the agent's own files: the listening socket, stdio,

@@ -5,7 +5,7 @@
 // HelperFailure, never as an exception escaping into the agent.
 
 import type { ChildProcess } from 'node:child_process';
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { errorMessage } from '../ssh/error';
 import { escapeText } from '../ssh/escape';
 

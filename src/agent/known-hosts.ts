@@ -2,10 +2,10 @@
 // constraints kept in the vault) and names by host key (for prompts and logs).
 // Hashed entries (HashKnownHosts) can be matched by name but never reversed.
 
-import * as crypto from 'node:crypto';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
+import crypto = require('node:crypto');
+import fs = require('node:fs');
+import os = require('node:os');
+import path = require('node:path');
 import { matchHostname } from '../ssh/pattern';
 
 export interface KnownHost {

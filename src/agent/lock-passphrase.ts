@@ -1,7 +1,7 @@
 // The lock passphrase of SSH_AGENTC_LOCK, kept only as a salted scrypt hash
 // (OpenSSH keeps a salted bcrypt_pbkdf hash: ssh-agent.c process_lock_agent).
 
-import * as crypto from 'node:crypto';
+import crypto = require('node:crypto');
 
 export interface LockHash {
   salt: Buffer;

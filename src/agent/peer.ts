@@ -2,9 +2,9 @@
 // (SO_PEERCRED) and PR_SET_DUMPABLE. Reached through libc with koffi, which
 // ships prebuilt and is loaded only when first needed.
 
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import type * as net from 'node:net';
-import * as os from 'node:os';
+import os = require('node:os');
 import { errorMessage } from '../ssh/error';
 
 export interface PeerCredentials {

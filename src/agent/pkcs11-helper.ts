@@ -13,7 +13,7 @@
 // (DER). The client hashes and wraps, as OpenSSL does around the helper in
 // ssh-pkcs11-client.c rsa_encrypt / ecdsa_do_sign.
 
-import * as crypto from 'node:crypto';
+import crypto = require('node:crypto');
 import { WireError, WireReader, WireWriter } from '../ssh/wire';
 import { HelperProcess, HelperResult, fail } from './helper-process';
 

@@ -2,7 +2,7 @@
 // per session (issue 14), so a "yes" given for one shell does not cover a
 // process started elsewhere (another terminal, `setsid`, a cron job).
 
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 
 /**
  * Field 6 ("session") of a /proc/PID/stat line (proc(5)):

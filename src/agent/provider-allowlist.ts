@@ -4,7 +4,7 @@
 // "/usr/lib*/*,/usr/local/lib*/*"). A library loaded into a helper runs code
 // as the user, so a path from a client is only as trusted as this list.
 
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { errorMessage } from '../ssh/error';
 import { escapeText } from '../ssh/escape';
 

@@ -61,6 +61,8 @@ export interface AgentServerOptions {
   whenLocked?: (ctx: ConnectionContext) => Promise<void>;
   /** Called when a connection has closed. */
   onClose?: (ctx: ConnectionContext) => void;
+  /** Called for every message, before it is handled (the daemon tells a busy agent by it). */
+  onMessage?: () => void;
   /**
    * Serve changes (add, remove, lock, unlock, smartcard, own extensions) from
    * forwarded connections too, as OpenSSH's agent does. Default: refused.

@@ -3,10 +3,9 @@
 // Keyring). Framing is framing.ts's. Nothing a client sends can throw past a
 // connection; malformed input is answered with FAILURE or a close.
 
-import * as net from 'node:net';
+import net = require('node:net');
 import { changeRequested } from './changes';
 import { DeviceKeys } from './device-keys';
-import { serveDeviceRequest } from './device-requests';
 import { connectionsForFiles, openFileLimit } from './file-limit';
 import { FrameReply, serveFrames } from './framing';
 import type { SignResult } from './keyring';
@@ -161,6 +160,7 @@ export class AgentServer {
     ctx: ConnectionContext,
     socket: net.Socket,
   ): Promise<FrameReply> {
+    this.opts.onMessage?.();
     const req = decodeRequest(body);
     let outcome: Handled;
     try {
@@ -236,8 +236,12 @@ export class AgentServer {
       }
       case 'add-sk':
       case 'add-smartcard':
-      case 'remove-smartcard':
+      case 'remove-smartcard': {
+        // Loaded with the first device request, as the helpers are (see device-keys.ts).
+        const { serveDeviceRequest } =
+          require('./device-requests') as typeof import('./device-requests');
         return ok(await serveDeviceRequest(req, agent, this.devices, ctx, this.log));
+      }
       case 'extension':
         return await this.extension(req.name, req.contents, ctx);
       case 'unknown':

@@ -80,6 +80,11 @@ function keyFamily(name: string): string {
  * §3.1), no other method, and nothing after the end.
  */
 function decodeLogin(data: Buffer, keyBlob?: Buffer): LoginData | null {
+  // Most data is not a login: say so without throwing (a WireError's stack is
+  // most of what a signature of other data would cost here).
+  if (data.length < 5) return null;
+  const sidLength = data.readUInt32BE(0);
+  if (sidLength + 4 >= data.length || data[sidLength + 4] !== SSH_MSG_USERAUTH_REQUEST) return null;
   const r = new WireReader(data);
   const sessionId = r.string();
   if (sessionId.length === 0) return null;

@@ -4,7 +4,7 @@
 // on libuv's thread pool, so an RSA-4096 signature never stalls the event loop
 // for other clients. Ed25519 and P-256 are cheaper than the trip there.
 
-import * as crypto from 'node:crypto';
+import crypto = require('node:crypto');
 import type { AgentKey } from './service';
 import { SIGN_FLAG } from './protocol';
 import { PrivateKey } from '../ssh/privatekey';

@@ -3,7 +3,7 @@
 // reboot). --local-only: never listed nor used through a forwarded agent (the
 // local-only@tsagent constraint, which OpenSSH's agent refuses as unknown).
 
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { AgentClient } from '../agent/client';
 import { fingerprint } from '../ssh/fingerprint';
 import type { Constraints } from '../agent/protocol';

@@ -4,8 +4,8 @@
 // start-up: without tsagent on PATH it does nothing, and it prints nothing on
 // standard output (scp and rsync over ssh break on rc files that do).
 
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { UsageError } from './errors';
 
 export const SHELLS = ['bash', 'zsh', 'fish'] as const;

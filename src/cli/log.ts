@@ -3,8 +3,8 @@
 // file first. Human lines by default, the raw JSON lines with --json; with
 // --follow, keep printing new records (across rotations) until interrupted.
 
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import type { AuditRecord } from '../agent/audit';
 import { auditLogPath } from '../daemon/paths';
 import { errorMessage } from '../ssh/error';

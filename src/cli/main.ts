@@ -87,9 +87,10 @@ async function runAgent(argv: string[]): Promise<number> {
     throw e;
   }
   const syntax = options.shellSyntax(o, process.env);
-  const lifecycle = require('../daemon/lifecycle') as typeof import('../daemon/lifecycle');
+  // Not for -D/-d: the agent in this process has no use for starting or killing one.
+  const lifecycle = () => require('../daemon/lifecycle') as typeof import('../daemon/lifecycle');
   if (o.kill) {
-    const pid = lifecycle.killAgent(process.env.SSH_AGENT_PID);
+    const pid = lifecycle().killAgent(process.env.SSH_AGENT_PID);
     await write(options.unsetLines(syntax) + `echo Agent pid ${pid} killed;\n`);
     return 0;
   }
@@ -109,7 +110,7 @@ async function runAgent(argv: string[]): Promise<number> {
     await write(options.envLines(syntax, paths.sock) + `echo Agent pid ${process.pid};\n`);
     return -1; // keep running
   }
-  const { sock, pid } = await lifecycle.startOrReuse(o, __filename);
+  const { sock, pid } = await lifecycle().startOrReuse(o, __filename);
   await write(options.envLines(syntax, sock, pid) + `echo Agent pid ${pid};\n`);
   return 0;
 }

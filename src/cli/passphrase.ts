@@ -1,7 +1,7 @@
 // Reading passphrases the way ssh-add does: from the terminal without echo,
 // else through SSH_ASKPASS, or (for scripts) one line per prompt from a file
 // descriptor. Never from arguments or the environment.
-import * as childProcess from 'node:child_process';
+import childProcess = require('node:child_process');
 import { readLineSync } from '../daemon/fd-line';
 import type * as tty from 'node:tty';
 import { errorMessage } from '../ssh/error';

@@ -1,8 +1,8 @@
 // The handlers of `tsagent vault …` (the commands are set up in vault.ts).
 // Logic lives in src/vault; these ask passphrases and print results.
 // Data (public keys, listings) goes to stdout; status and errors to stderr.
-import * as fs from 'node:fs';
-import * as os from 'node:os';
+import fs = require('node:fs');
+import os = require('node:os');
 import { errorMessage } from '../ssh/error';
 import { escapeText } from '../ssh/escape';
 import { DEFAULT_KDF, KdfParams, kdfParamsProblem } from '../vault/kdf';

@@ -7,8 +7,8 @@
 // The agent then serves that socket: it does not bind one, and it does not
 // remove it at exit (the .socket unit owns it, and listens again after us).
 
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { escapeText } from '../ssh/escape';
 import { DaemonError } from './error';
 import { AgentPaths, defaultAgentPaths, ensurePrivateDir } from './paths';

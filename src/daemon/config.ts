@@ -1,8 +1,8 @@
 // The agent's settings: what the command line asks for, completed from the
 // environment and the defaults into the configuration the agent runs with.
 
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { resolveVaultPath } from '../vault/paths';
 import { AgentPaths, auditLogPath } from './paths';
 

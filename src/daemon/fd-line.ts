@@ -2,7 +2,7 @@
 // it is consumed (the next line is the next reader's): the configuration pipe
 // of the background agent, and --passphrase-fd.
 
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 
 /**
  * The bytes before the next `\n` (not included), and whether the end of input

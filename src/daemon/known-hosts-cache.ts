@@ -2,7 +2,7 @@
 // once, and parsed again only when one of the files changes (mtime, size or
 // inode), not on every sign request or every directory event.
 
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { defaultKnownHostsFiles, KnownHost, parseKnownHosts } from '../agent/known-hosts';
 
 export interface KnownHostsSource {

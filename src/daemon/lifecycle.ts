@@ -3,9 +3,9 @@
 // What is printed about it (shell syntax) is the cli's business.
 
 import type * as childProcess from 'node:child_process';
-import * as fs from 'node:fs';
-import * as net from 'node:net';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import net = require('node:net');
+import path = require('node:path');
 import { errorMessage } from '../ssh/error';
 import { escapeText } from '../ssh/escape';
 import { activatedPaths, passListenFd } from './activation';

@@ -1,52 +1,62 @@
-// What a resident agent costs beside Node's own floor (`node -e 0`). Two V8
+// What a resident agent costs beside Node's own floor (`node -e 0`). Three V8
 // settings, measured with bench/memory.ts and /proc/PID/smaps:
 //
-// - No TurboFan while the agent starts. Start-up is mostly require()'s path
-//   handling, hot enough for V8 to optimize path.normalize, and that first
-//   optimization pages in about 3 MB of the node binary's compiler code
-//   (v8::internal::compiler) that an idle agent never runs again. TurboFan is
-//   back on once the agent listens, for the request path under load.
-// - The young generation grows to 4 MB per semi-space, not V8's 16. Under load
-//   V8 doubles it at scavenges until its maximum, for garbage that lives one
-//   request (a frame, a signature), and keeps it: up to 30 MB more resident.
-//   At 4 MB a scavenge comes every few hundred signatures and costs about
-//   what it costs at 16 (the survivors are the same); at V8's initial 1 MB it
-//   would come four times as often (measured with --trace-gc: 29 µs of GC per
-//   signature against 6). V8 reads its max only when the heap is set up, so the
-//   cap is the growth factor: 1 during start-up and once the space has reached
-//   the cap, V8's 2 below it (checked after each GC).
+// - No compiler but the interpreter until the agent is busy. TurboFan's first
+//   optimization pages in about 3.4 MB of the node binary's compiler code
+//   (v8::internal::compiler), for good, and start-up alone makes functions hot
+//   enough (require()'s path handling, Node's argument validators): with
+//   TurboFan back on at listen, whether the first request then set one off was
+//   luck. Sparkplug's code for start-up's functions was another 0.2 MB. An
+//   agent that signs now and then runs well on the interpreter; a burst of
+//   messages (BUSY_MESSAGES within BUSY_WINDOW_MS) turns both back on, as the
+//   request path needs under load (without TurboFan ed25519 signing at 64
+//   connections is a third slower).
+// - The young generation never grows: it stays at V8's initial 1 MB
+//   semi-spaces (2 MB in all). Under load V8 doubles it at scavenges until its
+//   maximum (16 MB semi-spaces), for garbage that lives one request (a frame, a
+//   signature), and keeps it resident: at 4 MB semi-spaces the loaded agent had
+//   6 MB more. At 1 MB a scavenge comes every ~120 signatures at 64
+//   connections and takes ~0.4 ms (--trace-gc): 3-4 µs of GC per signature
+//   against 2 at 4 MB, next to ~100 µs for the signature itself. V8 reads the
+//   semi-space maximum only when the heap is set up, so the cap is the growth
+//   factor: 1, read at each scavenge. With no growth to watch there is no GC
+//   observer either (perf_hooks costs the idle agent memory).
+// - Bytecode goes at the first full GC after its function last ran, not the
+//   fifth: the memory reducer runs fewer than five when the agent goes idle, so
+//   start-up's bytecode (options, configuration, binding the socket) stayed,
+//   0.2 MB. A function needed again is compiled again from its source, which
+//   V8 keeps.
 //
-// Both flags are read by V8 when it decides (not when the heap is set up), so
-// v8.setFlagsFromString works after start.
+// All these flags are read by V8 when it decides (not when the heap is set
+// up), so v8.setFlagsFromString works after start.
 
-import * as v8 from 'node:v8';
+import v8 = require('node:v8');
 
-/** Both semi-spaces of the young generation, as getHeapSpaceStatistics() counts new_space. */
-export const YOUNG_GENERATION_CAP = 8 << 20;
+/** This many messages within BUSY_WINDOW_MS make the agent busy. */
+export const BUSY_MESSAGES = 100;
+export const BUSY_WINDOW_MS = 1000;
 
 /** Before the agent's modules load (main.ts, for every agent mode). */
 export function startQuietly(): void {
   v8.setFlagsFromString('--no-turbofan');
-  // Start-up's garbage fits V8's initial 1 MB: no growth before the first request.
+  v8.setFlagsFromString('--no-sparkplug');
   v8.setFlagsFromString('--semi-space-growth-factor=1');
+  v8.setFlagsFromString('--bytecode-old-age=1');
 }
 
-/** Once the agent listens (serve.ts). */
-export function startupDone(): void {
+let busy = false;
+let windowStart = 0;
+let inWindow = 0;
+
+/** Every message the agent serves (serve.ts): the compilers come back with the first burst. */
+export function messageArrived(now = Date.now()): void {
+  if (busy) return;
+  if (now - windowStart > BUSY_WINDOW_MS) {
+    windowStart = now;
+    inWindow = 0;
+  }
+  if (++inWindow < BUSY_MESSAGES) return;
+  busy = true;
+  v8.setFlagsFromString('--sparkplug');
   v8.setFlagsFromString('--turbofan');
-  capYoungGeneration();
-}
-
-/** After every GC (no timer: an idle agent stays asleep), hold new space at the cap. */
-function capYoungGeneration(cap = YOUNG_GENERATION_CAP): void {
-  const { PerformanceObserver } = require('node:perf_hooks') as typeof import('node:perf_hooks');
-  let factor = 1; // startQuietly's
-  const check = () => {
-    const young = v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space');
-    const want = !young || young.space_size >= cap ? 1 : 2;
-    if (want === factor) return;
-    factor = want;
-    v8.setFlagsFromString(`--semi-space-growth-factor=${want}`);
-  };
-  new PerformanceObserver(check).observe({ entryTypes: ['gc'] });
 }

@@ -2,9 +2,9 @@
 // vault. One resolver for each, used by the agent and by every command that
 // looks for it.
 
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import os = require('node:os');
+import path = require('node:path');
 import { errorMessage } from '../ssh/error';
 import { resolveVaultPath } from '../vault/paths';
 import { DaemonError } from './error';

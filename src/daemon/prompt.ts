@@ -1,7 +1,7 @@
 // How one sign request is shown to the owner: the confirm prompt, and the
 // record the audit log keeps of it.
 
-import * as os from 'node:os';
+import os = require('node:os');
 import type { AuditRecord } from '../agent/audit';
 import type { Entry, SignDetails } from '../agent/keyring';
 import { nameForKey } from '../agent/known-hosts';

@@ -2,10 +2,9 @@
 // confirm prompt, pid file, signals, and clean removal of what it created.
 // The composition root: the only place that wires agent, vault and daemon.
 
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { ApprovalWindows } from '../agent/approvals';
-import { AuditLog } from '../agent/audit';
-import { askConfirm } from '../agent/confirm';
+import type { AuditLog } from '../agent/audit';
 import { HostKeyOrder } from '../agent/host-order';
 import { Keyring } from '../agent/keyring';
 import { disableDumping, peerCredentials } from '../agent/peer';
@@ -18,18 +17,21 @@ import { encodeStatus, EXT } from './control-protocol';
 import { DaemonError } from './error';
 import { KnownHostsCache } from './known-hosts-cache';
 import { LearnedOrder } from './learned-order';
-import { UnlockOnDemand } from '../agent/unlock-on-demand';
-import { askPassphrase } from './askpass-passphrase';
+import type { UnlockOnDemand } from '../agent/unlock-on-demand';
 import { isForwarded } from '../agent/destination';
 import { escapeText } from '../ssh/escape';
 import { listenTarget } from './activation';
-import { startupDone } from './memory';
-import { auditRecord, confirmPrompt, refusedChangeRecord } from './prompt';
-import { agentStatus, statusHost } from './status';
+import { messageArrived } from './memory';
 import { RefusedChanges } from './refused-changes';
 import { VaultBridge } from './vault-bridge';
 import { VaultHostOrder } from './vault-host-order';
 import { WindowedConfirm } from './windowed-confirm';
+
+// What only some agents ever do (confirm prompts, audit records, unlock on
+// demand, tsagent status) loads when first done: an idle agent's heap holds
+// the source and code of every module it loaded.
+const prompt = () => require('./prompt') as typeof import('./prompt');
+const status = () => require('./status') as typeof import('./status');
 
 export interface RunningAgent {
   server: AgentServer;
@@ -61,8 +63,11 @@ export async function serveAgent(
     : undefined;
   const approvals = new WindowedConfirm(
     new ApprovalWindows({ lifeMs: cfg.confirmWindow * 1000 }),
-    (entry, ctx, details) =>
-      askConfirm(confirmPrompt(entry, ctx, details, cfg.fingerprintHash, knownHosts), env),
+    (entry, ctx, details) => {
+      const { askConfirm } = require('../agent/confirm') as typeof import('../agent/confirm');
+      const text = prompt().confirmPrompt(entry, ctx, details, cfg.fingerprintHash, knownHosts);
+      return askConfirm(text, env);
+    },
   );
   // What each host accepted (issue 13), kept in the vault while it is open.
   const hostOrder: HostKeyOrder = new HostKeyOrder({
@@ -103,9 +108,14 @@ export async function serveAgent(
     (id) => (keyring.find(id.keyBlob)?.destinations.length ?? 0) > 0,
   );
   // Unlock on demand (issue 14): one passphrase prompt for the requests that find the vault locked.
-  const onDemand =
-    vault &&
-    new UnlockOnDemand({
+  let onDemand: UnlockOnDemand | undefined;
+  const unlockOnDemand = (): UnlockOnDemand => {
+    if (onDemand) return onDemand;
+    const { UnlockOnDemand } =
+      require('../agent/unlock-on-demand') as typeof import('../agent/unlock-on-demand');
+    const { askPassphrase } =
+      require('./askpass-passphrase') as typeof import('./askpass-passphrase');
+    return (onDemand = new UnlockOnDemand({
       enabled: cfg.unlockPrompt,
       askPassphrase: (who) =>
         askPassphrase(
@@ -113,8 +123,13 @@ export async function serveAgent(
           env,
         ),
       tryUnlock: (pass) => keyring.unlock(pass),
-    });
-  const audit = cfg.auditLog ? new AuditLog(cfg.auditLog) : undefined;
+    }));
+  };
+  let audit: AuditLog | undefined;
+  if (cfg.auditLog) {
+    const { AuditLog } = require('../agent/audit') as typeof import('../agent/audit');
+    audit = new AuditLog(cfg.auditLog);
+  }
   let idleTimer: NodeJS.Timeout | undefined;
   const resetIdle = () => {
     if (!cfg.lockAfter) return;
@@ -140,7 +155,7 @@ export async function serveAgent(
         type: 'extension-response',
         name: EXT.status,
         contents: encodeStatus(
-          agentStatus(keyring, vault, {
+          status().agentStatus(keyring, vault, {
             pid: process.pid,
             startedAt,
             socket: paths.sock,
@@ -159,7 +174,7 @@ export async function serveAgent(
         const which = contents.toString('utf8');
         let forgot = 0;
         for (const r of keyOrder.order.entries()) {
-          const h = statusHost(r, knownHosts);
+          const h = status().statusHost(r, knownHosts);
           if (which === '' || which === h.host || which === h.hostKey)
             forgot += keyOrder.order.forget(r.hostKey) ? 1 : 0;
         }
@@ -172,18 +187,21 @@ export async function serveAgent(
     peerOf: peerCredentials,
     orderIdentities: (ctx, ids) => keyOrder.list(ctx, ids),
     onClose: (ctx) => keyOrder.closed(ctx),
+    onMessage: messageArrived,
     whenLocked: async (ctx) => {
-      if (!onDemand || !vault?.present) return;
+      if (!vault?.present) return;
       const peer = ctx.peer;
       const cmd = peer?.command ?? '';
       const description = !peer
         ? 'an unknown process'
         : `pid ${peer.pid}${cmd ? ` (self-reported command: ${escapeText(cmd)})` : ''}`;
-      const outcome = await onDemand.request({ forwarded: isForwarded(ctx), description });
+      const outcome = await unlockOnDemand().request({ forwarded: isForwarded(ctx), description });
       log(`unlock on demand for ${description}: ${outcome.unlocked ? 'unlocked' : outcome.reason}`);
     },
     onSign: (ev) =>
-      audit?.append(auditRecord(ev, knownHosts, approvals.coveredBy(ev.result.details)?.id)),
+      audit?.append(
+        prompt().auditRecord(ev, knownHosts, approvals.coveredBy(ev.result.details)?.id),
+      ),
     afterSign: (ev) => {
       resetIdle();
       if (ev.result.ok) keyOrder.signed(ev.ctx, ev.keyBlob);
@@ -193,7 +211,7 @@ export async function serveAgent(
     vaultPresent: () => !!vault?.present,
     allowForwardedChanges: cfg.allowForwardedChanges,
     onRefusedChange: (ev) => {
-      const rec = refusedChangeRecord(ev, knownHosts);
+      const rec = prompt().refusedChangeRecord(ev, knownHosts);
       refused.add(rec);
       audit?.append(rec);
     },
@@ -221,7 +239,6 @@ export async function serveAgent(
   const sockIno = given ? undefined : fs.statSync(paths.sock).ino;
   if (paths.pidFile) fs.writeFileSync(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
   log(`listening on ${paths.sock}, pid ${process.pid}`);
-  startupDone();
   resetIdle();
 
   let closing: Promise<void> | undefined;

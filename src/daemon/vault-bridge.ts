@@ -4,9 +4,9 @@
 // Security keys become device keys with their stored provider, through the
 // same check as an ssh-add of an sk key (DeviceKeys.securityKey).
 
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import os = require('node:os');
+import path = require('node:path');
 import { destinationsFromSpecs } from '../agent/destination';
 import type { NewIdentity } from '../agent/keyring';
 import { keysForHost } from '../agent/known-hosts';

@@ -1,6 +1,6 @@
 // Key fingerprints as ssh-keygen -l prints them (sshkey_fingerprint()).
 
-import * as crypto from 'node:crypto';
+import crypto = require('node:crypto');
 
 /** `SHA256:…` (unpadded base64) or `MD5:aa:bb:…` of a public key blob. */
 export function fingerprint(publicBlob: Buffer, hash: 'sha256' | 'md5' = 'sha256'): string {

@@ -4,7 +4,7 @@
 // Node as DER buffers built here (PKCS#1, SEC1, PKCS#8, SPKI), never as JWK or
 // hex strings, and every buffer holding private fields is wiped after the import.
 
-import * as crypto from 'node:crypto';
+import crypto = require('node:crypto');
 import { Curve } from './curves';
 import { DerBuilder } from './der';
 import {

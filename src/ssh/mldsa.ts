@@ -9,7 +9,7 @@
 // ML-DSA is @noble/post-quantum's (loaded on first use); Ed25519 is Node's.
 // The facts were checked against OpenSSH 10.5's own files (test/mldsa44-*.test.ts).
 
-import * as crypto from 'node:crypto';
+import crypto = require('node:crypto');
 
 export const MLDSA_KEY_TYPE = 'ssh-mldsa44-ed25519@openssh.com';
 export const MLDSA_PUBLIC_LENGTH = 1312;

@@ -6,7 +6,7 @@
 // right), string key type, the key's private fields (as in the agent protocol),
 // string comment, padding 1, 2, 3…
 
-import * as crypto from 'node:crypto';
+import crypto = require('node:crypto');
 import { readPrivateKey } from './privatekey';
 import { isSkKeyType, readSkPrivateKey, skKeyBlob } from './sk-key';
 import { WireError, WireReader } from './wire';

@@ -2,7 +2,7 @@
 // with the bodies of RFC 8332 (RSA), RFC 5656 §3.1.2 (ECDSA: mpint r, mpint s)
 // and RFC 8709 (Ed25519); and their verification.
 
-import * as crypto from 'node:crypto';
+import crypto = require('node:crypto');
 import { readCertificate, parseCertificate } from './certificate';
 import { padTo, publicKeyObject } from './keyobject';
 import { MLDSA_KEY_TYPE, verifyComposite } from './mldsa';

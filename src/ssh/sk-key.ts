@@ -9,7 +9,7 @@
 // (ssh_ed25519_sk_serialize_private), an ecdsa-sk certificate does not
 // (ssh_ecdsa_sk_serialize_private skips it for certs).
 
-import * as crypto from 'node:crypto';
+import crypto = require('node:crypto');
 import { WireError, WireReader, WireWriter } from './wire';
 
 export const SK_ED25519 = 'sk-ssh-ed25519@openssh.com';

@@ -4,7 +4,7 @@
 // (Ed25519 over those 69 bytes; ECDSA P-256 over their SHA-256), and the SSH
 // signature carries the flags and counter after the signature proper.
 
-import * as crypto from 'node:crypto';
+import crypto = require('node:crypto');
 import { SK_ECDSA, SK_ED25519, SkPublicKey, skPublicKeyObject } from './sk-key';
 import { WireError, WireReader } from './wire';
 

@@ -80,10 +80,15 @@ export class WireReader {
 }
 
 export class WireWriter {
-  private parts: Buffer[] = [];
+  // The buffers as given (copied once, by toBuffer) and the small fields as
+  // numbers: a uint32 as itself, a byte as -1 - value. A Buffer per field was
+  // most of the garbage a signature left behind (bench/memory.ts under load).
+  private parts: (Buffer | number)[] = [];
+  private size = 0;
 
   byte(v: number): this {
-    this.parts.push(Buffer.of(v & 0xff));
+    this.parts.push(-1 - (v & 0xff));
+    this.size += 1;
     return this;
   }
 
@@ -92,24 +97,21 @@ export class WireWriter {
   }
 
   uint32(v: number): this {
-    const b = Buffer.allocUnsafe(4);
-    b.writeUInt32BE(v >>> 0);
-    this.parts.push(b);
+    this.parts.push(v >>> 0);
+    this.size += 4;
     return this;
   }
 
   uint64(v: bigint): this {
     const b = Buffer.allocUnsafe(8);
     b.writeBigUInt64BE(v);
-    this.parts.push(b);
-    return this;
+    return this.raw(b);
   }
 
   string(v: Buffer | string): this {
     const b = typeof v === 'string' ? Buffer.from(v, 'utf8') : v;
     this.uint32(b.length);
-    this.parts.push(b);
-    return this;
+    return this.raw(b);
   }
 
   /** Encode a non-negative magnitude as an mpint (strip zeros, add a sign byte when needed). */
@@ -122,10 +124,21 @@ export class WireWriter {
 
   raw(b: Buffer): this {
     this.parts.push(b);
+    this.size += b.length;
     return this;
   }
 
   toBuffer(): Buffer {
-    return Buffer.concat(this.parts);
+    // As Buffer.concat would: one allocation, every part copied into it.
+    const out = Buffer.allocUnsafe(this.size);
+    let o = 0;
+    for (const p of this.parts) {
+      if (typeof p !== 'number') {
+        out.set(p, o);
+        o += p.length;
+      } else if (p < 0) out[o++] = -1 - p;
+      else o = out.writeUInt32BE(p, o);
+    }
+    return out;
   }
 }

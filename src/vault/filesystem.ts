@@ -1,8 +1,8 @@
 // The vault's file system: the calls the store makes (injectable, so tests can
 // simulate a full disk or a failing fsync), sshd's StrictModes checks of the
 // vault and its directory, and how fs errors are told to the user.
-import * as fs from 'node:fs';
-import * as os from 'node:os';
+import fs = require('node:fs');
+import os = require('node:os');
 import { errorMessage } from '../ssh/error';
 import { VaultError } from './error';
 

@@ -46,7 +46,7 @@
 //   zero padding up to a multiple of 4096 bytes (at least one byte), so the
 //   file size does not reveal the number of keys of a small vault. Read
 //   back, zero padding where the section count would be is a count of 0.
-import * as crypto from 'node:crypto';
+import crypto = require('node:crypto');
 import {
   deriveVaultKey,
   DEFAULT_KDF,

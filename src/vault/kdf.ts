@@ -1,6 +1,6 @@
 // Passphrase -> vault keys, with argon2id. The parameters live in the vault
 // header so they can be raised later without breaking old vaults.
-import * as crypto from 'node:crypto';
+import crypto = require('node:crypto');
 
 export interface KdfParams {
   /** argon2 memory cost in KiB. */

@@ -4,7 +4,7 @@
 //     and the PuTTY cipher), then its PEM output into Node.
 //   PEM PKCS#1 / SEC1 / PKCS#8, encrypted or not, and DER: Node's own parser.
 //   PKCS#12 (.p12/.pfx): node-forge, then the PKCS#8 DER into Node.
-import * as crypto from 'node:crypto';
+import crypto = require('node:crypto');
 import { errorMessage } from '../ssh/error';
 import { MLDSA_KEY_TYPE } from '../ssh/mldsa';
 import { SK_ECDSA, SK_ED25519 } from '../ssh/sk-key';

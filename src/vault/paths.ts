@@ -1,7 +1,7 @@
 // Where the vault lives. One resolver, used by `tsagent vault`, `tsagent add`
 // and the agent alike, so they can never disagree about the file.
-import * as os from 'node:os';
-import * as path from 'node:path';
+import os = require('node:os');
+import path = require('node:path');
 
 /** `$XDG_DATA_HOME/tsagent/vault`, else `~/.local/share/tsagent/vault`. */
 export function defaultVaultPath(

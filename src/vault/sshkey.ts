@@ -2,7 +2,7 @@
 // and the public key blob. What is the vault's: turning an imported or newly
 // generated Node KeyObject into those fields. Reading them back, bit sizes and
 // fingerprints are src/ssh's (the same code the agent uses).
-import * as crypto from 'node:crypto';
+import crypto = require('node:crypto');
 import { CURVES, curveByBits } from '../ssh/curves';
 import { DerReader } from '../ssh/der';
 import { errorMessage } from '../ssh/error';

@@ -3,9 +3,9 @@
 // rename over, fsync the directory), so a crash at any point leaves either the
 // old or the new vault; the previous version is kept as <vault>.bak (the new
 // one after a passphrase change or a removed key: see BackupContent).
-import * as crypto from 'node:crypto';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import crypto = require('node:crypto');
+import fs = require('node:fs');
+import path = require('node:path');
 import {
   newVaultKey,
   openVaultContents,
