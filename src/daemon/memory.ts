@@ -15,9 +15,9 @@
 //   semi-spaces (2 MB in all). Under load V8 doubles it at scavenges until its
 //   maximum (16 MB semi-spaces), for garbage that lives one request (a frame, a
 //   signature), and keeps it resident: at 4 MB semi-spaces the loaded agent had
-//   6 MB more. At 1 MB a scavenge comes every ~120 signatures at 64
-//   connections and takes ~0.4 ms (--trace-gc): 3-4 µs of GC per signature
-//   against 2 at 4 MB, next to ~100 µs for the signature itself. V8 reads the
+//   6 MB more. At 1 MB a scavenge comes every ~125 signatures at 64
+//   connections and takes 0.4-0.8 ms (--trace-gc): 3-6 µs of GC per signature
+//   against 2-3 at 4 MB, next to ~100 µs for the signature itself. V8 reads the
 //   semi-space maximum only when the heap is set up, so the cap is the growth
 //   factor: 1, read at each scavenge. With no growth to watch there is no GC
 //   observer either (perf_hooks costs the idle agent memory).
