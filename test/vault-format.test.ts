@@ -19,7 +19,7 @@ import {
 } from '../src/vault/format';
 import { deriveVaultKey, VaultKey } from '../src/vault/kdf';
 import { generateKey } from '../src/vault/sshkey';
-import { SMALL_KDF } from './fixtures/vault';
+import { SMALL_KDF, vaultErrorCode } from './fixtures/vault';
 
 const PASS = Buffer.from('correct horse battery staple');
 
@@ -40,15 +40,7 @@ function redigest(bytes: Buffer): Buffer {
   return Buffer.concat([body, crypto.createHash('sha256').update(body).digest()]);
 }
 
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof VaultError, `expected a VaultError, got ${String(err)}`);
-    return err.code;
-  }
-  return 'OPENED';
-}
+const codeOf = vaultErrorCode;
 
 describe('vault format v1', () => {
   let identities: VaultIdentity[];

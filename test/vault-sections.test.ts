@@ -14,14 +14,13 @@ import {
   PAD_BLOCK,
   parseVault,
   sealVault,
-  VaultError,
   VaultIdentity,
 } from '../src/vault/format';
 import { deriveVaultKey, VaultKey } from '../src/vault/kdf';
 import { generateKey } from '../src/vault/sshkey';
 import { VaultFile } from '../src/vault/store';
 import { WireWriter } from '../src/ssh/wire';
-import { SMALL_KDF, tempDir } from './fixtures/vault';
+import { SMALL_KDF, tempDir, vaultErrorCode } from './fixtures/vault';
 
 const PASS = Buffer.from('sections passphrase');
 
@@ -37,16 +36,6 @@ function legacyPayload(ids: VaultIdentity[]): Buffer {
   const padded = Buffer.alloc(Math.ceil((data.length + 1) / PAD_BLOCK) * PAD_BLOCK);
   data.copy(padded);
   return padded;
-}
-
-function damageOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof VaultError);
-    return e.code;
-  }
-  return 'DECODED';
 }
 
 describe('vault sections', () => {
@@ -98,7 +87,7 @@ describe('vault sections', () => {
     ];
     for (const [what, p] of cases)
       assert.equal(
-        damageOf(() => decodeContents(p)),
+        vaultErrorCode(() => decodeContents(p)),
         'DAMAGED',
         what,
       );
