@@ -11,6 +11,7 @@ import { TestKey, keyType, makeKey } from './fixtures/keys';
 import { SSH, SSHD, SSH_ADD, SSH_KEYGEN, skipUnless } from './fixtures/run';
 import { Sshd, sshLogin, startSshd } from './fixtures/sshd';
 import { VAULT_PASS, VaultAgent, VaultWorld } from './fixtures/vault-agent';
+import { VaultFile } from '../src/vault/store';
 
 const offered = (stderr: string) => (stderr.match(/Offering public key/g) ?? []).length;
 
@@ -76,9 +77,19 @@ describe(
       assert.equal(await hostsLearned(), 1);
       assert.deepEqual(await login(), { ok: true, offers: 1 }, 'after lock/unlock');
 
-      // Kept encrypted: the vault file does not hold the host key in the clear.
+      // Kept encrypted: the vault file does not hold the host key in the clear, but its section does.
       const hostBlob = Buffer.from(sshd.hostKey.split(' ')[1], 'base64');
       assert.equal(fs.readFileSync(world.vaultPath).indexOf(hostBlob), -1);
+      const section = async () => {
+        const v = await new VaultFile(world.vaultPath).unlock(Buffer.from(VAULT_PASS));
+        try {
+          const data = v.section('host-order');
+          return data && Buffer.from(data); // lock() wipes the vault's own copy
+        } finally {
+          v.lock();
+        }
+      };
+      assert.ok((await section())?.includes(hostBlob));
 
       // Forgetting is written too: after another restart nothing is known.
       const f = await world.tsagent(['hosts', 'forget', '--all'], { sock: agent.sock });
@@ -86,6 +97,7 @@ describe(
       await agent.stop();
       await start();
       assert.equal(await hostsLearned(), 0, 'forgotten, also in the vault');
+      assert.equal(await section(), undefined, 'no section left: older tsagents read the vault');
     });
   },
 );

@@ -16,9 +16,10 @@ function fakeVault() {
   const v = {
     loaded: true,
     section: (name: string) => sections.get(name),
-    saveSection: (name: string, data: Buffer) => {
-      sections.set(name, Buffer.from(data));
-      writes.push(Buffer.from(data));
+    saveSection: (name: string, data: Buffer | null) => {
+      if (data === null) sections.delete(name);
+      else sections.set(name, Buffer.from(data));
+      writes.push(data === null ? Buffer.alloc(0) : Buffer.from(data));
     },
   };
   return { v, bridge: v as unknown as VaultBridge, sections, writes };
@@ -94,4 +95,16 @@ test('without a vault, the order lives in memory: nothing to write, kept on lock
   store.flush();
   store.locking();
   assert.deepEqual(order.learned(H1), K1);
+});
+
+test('forgetting every host removes the section, so older tsagents read the vault again', (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const { bridge, sections } = fakeVault();
+  const { order } = wired(bridge);
+  order.signed(H1, K1);
+  t.mock.timers.tick(1000);
+  assert.ok(sections.has(HOST_ORDER_SECTION));
+  order.forgetAll();
+  t.mock.timers.tick(1000);
+  assert.equal(sections.has(HOST_ORDER_SECTION), false);
 });

@@ -134,13 +134,14 @@ export class VaultBridge {
   }
 
   /**
-   * Write a section into the open vault (nothing when it is not open). A
+   * Write a section into the open vault, or with null remove it (nothing
+   * when the vault is not open). A
    * change the CLI wrote meanwhile is read first, and served, so neither
    * write undoes the other.
    */
-  saveSection(name: string, data: Buffer): void {
+  saveSection(name: string, data: Buffer | null): void {
     const open = this.open;
-    if (!open) return;
+    if (!open || (data === null && open.section(name) === undefined)) return;
     try {
       if (!open.isCurrent()) {
         this.reload();

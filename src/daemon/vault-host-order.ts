@@ -41,7 +41,10 @@ export class VaultHostOrder {
     this.timer = undefined;
     if (!this.dirty || !this.vault?.loaded) return;
     this.dirty = false;
-    this.vault.saveSection(HOST_ORDER_SECTION, this.order.toBytes());
+    // Nothing learned: no section, so the vault is again what tsagent wrote
+    // before sections (older versions read it; `tsagent hosts forget --all`).
+    const empty = this.order.entries().length === 0;
+    this.vault.saveSection(HOST_ORDER_SECTION, empty ? null : this.order.toBytes());
   }
 
   /** The vault was opened: what it holds replaces memory (kept, and written, if it holds none). */
