@@ -331,25 +331,36 @@ describe('failed writes leave the vault as it was', () => {
 });
 
 describe('concurrent and interrupted writers', () => {
-  it('refuses to overwrite changes another process made, until reloaded', async (t) => {
+  it('never overwrites changes another process made: it reads them, then makes its own on top', async (t) => {
     const a = await generateKey('ed25519', undefined, 'a');
     const b = await generateKey('ed25519', undefined, 'b');
     const { file } = await newVault(t);
     const first = await file.unlock(PASS);
     const second = await file.unlock(PASS);
     first.add([a]);
-    assert.throws(() => second.add([b]), {
+    first.setSection('host-order', Buffer.from('learned by the agent'));
+    second.add([b]); // stale: it re-reads what first wrote, then adds
+    second.update('a', { confirm: true });
+    assert.equal(second.reloads, 1);
+    const now = await file.unlock(PASS);
+    assert.deepEqual(
+      now.identities.map((i) => [i.comment, !!i.confirm]),
+      [
+        ['a', true],
+        ['b', false],
+      ],
+    );
+    assert.equal(now.section('host-order')?.toString(), 'learned by the agent');
+    // An agent holding the key sees the change without the passphrase.
+    assert.equal(file.openWithKey(first.key).identities.length, 2);
+    // A vault the key no longer opens (its passphrase changed meanwhile) is refused, not overwritten.
+    await now.changePassphrase(Buffer.from('another passphrase'));
+    const before = fs.readFileSync(file.path);
+    assert.throws(() => first.rename('a', 'c'), {
       code: 'CHANGED',
       message: /changed by another process/,
     });
-    second.reload();
-    second.add([b]);
-    assert.deepEqual(
-      (await file.unlock(PASS)).identities.map((i) => i.comment),
-      ['a', 'b'],
-    );
-    // An agent holding the key sees the change without the passphrase.
-    assert.equal(file.openWithKey(first.key).identities.length, 2);
+    assert.ok(fs.readFileSync(file.path).equals(before));
   });
 
   it('removes temp files left by a killed writer, and only those', async (t) => {

@@ -121,7 +121,9 @@ export class VaultBridge {
     setImmediate(() => {
       if (this.open !== open) return; // locked (or re-opened) meanwhile
       try {
+        const reloads = open.reloads;
         open.touch(publicBlob);
+        if (open.reloads !== reloads) this.changed(open); // it read a change of the CLI's
       } catch (e) {
         this.log(`could not record key use in the vault: ${errorMessage(e)}`);
       }
@@ -147,7 +149,9 @@ export class VaultBridge {
         this.reload();
         if (this.open !== open) return; // it could not be re-read: forgotten
       }
+      const reloads = open.reloads;
       open.setSection(name, data);
+      if (open.reloads !== reloads) this.changed(open); // it read a change of the CLI's
     } catch (e) {
       this.log(`could not write ${name} into the vault: ${errorMessage(e)}`);
     }

@@ -128,6 +128,31 @@ export class UnlockedVault {
     return findIdentity(this.current, name, `vault ${this.file.path}`);
   }
 
+  /** How often reload() read the file anew (the agent serves what a reload brought). */
+  reloads = 0;
+
+  /**
+   * Run a change; when another process (the agent recording what it learned,
+   * or another command) wrote the vault between our read and our write, read
+   * it again with the same key and make the change once more on what it holds
+   * now, so neither write undoes the other. A file the key no longer opens
+   * (the passphrase changed) is reported as the change it is.
+   */
+  private retrying<T>(change: () => T): T {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return change();
+      } catch (err) {
+        if (!(err instanceof VaultError && err.code === 'CHANGED') || attempt >= 4) throw err;
+        try {
+          this.reload();
+        } catch {
+          throw err;
+        }
+      }
+    }
+  }
+
   /** Seal `next` with the current key and replace the file. */
   commit(next: VaultIdentity[], backup: BackupContent = 'previous'): void {
     this.seal(next, this.sections, backup);
@@ -148,9 +173,11 @@ export class UnlockedVault {
 
   /** Replace (or with null remove) a section, and write the vault. */
   setSection(name: string, data: Buffer | null): void {
-    const rest = this.sections.filter((s) => s.name !== name);
-    const next = data === null ? rest : [...rest, { name, data: Buffer.from(data) }];
-    this.seal(this.current, next, 'previous');
+    this.retrying(() => {
+      const rest = this.sections.filter((s) => s.name !== name);
+      const next = data === null ? rest : [...rest, { name, data: Buffer.from(data) }];
+      this.seal(this.current, next, 'previous');
+    });
   }
 
   /** Pick up changes another process wrote (same passphrase), without asking for it again. */
@@ -162,12 +189,20 @@ export class UnlockedVault {
     this.current = fresh.identities;
     this.sections = fresh.sections;
     this.sealedBytes = bytes;
+    this.reloads++;
   }
 
   /** Add keys; those already present (same public key) are skipped and reported. */
   add(
     keys: readonly KeyMaterial[],
     defaults: IdentityDefaults = {},
+  ): { added: VaultIdentity[]; skipped: { key: KeyMaterial; existing: VaultIdentity }[] } {
+    return this.retrying(() => this.addOnce(keys, defaults));
+  }
+
+  private addOnce(
+    keys: readonly KeyMaterial[],
+    defaults: IdentityDefaults,
   ): { added: VaultIdentity[]; skipped: { key: KeyMaterial; existing: VaultIdentity }[] } {
     const next = [...this.current];
     const added: VaultIdentity[] = [];
@@ -196,17 +231,24 @@ export class UnlockedVault {
 
   /** Delete a key; what is returned keeps its public half and comment, its secret is overwritten. */
   remove(name: string): VaultIdentity {
-    const victim = this.find(name);
-    this.commit(
-      this.current.filter((id) => id !== victim),
-      'new',
-    );
+    const victim = this.retrying(() => {
+      const v = this.find(name);
+      this.commit(
+        this.current.filter((id) => id !== v),
+        'new',
+      );
+      return v;
+    });
     victim.privateFields.fill(0);
     return victim;
   }
 
   rename(name: string, newComment: string): VaultIdentity {
     checkComment(newComment);
+    return this.retrying(() => this.renameOnce(name, newComment));
+  }
+
+  private renameOnce(name: string, newComment: string): VaultIdentity {
     const target = this.find(name);
     const clash = this.current.find((id) => id !== target && id.comment === newComment);
     if (clash)
@@ -221,33 +263,42 @@ export class UnlockedVault {
 
   /** Change per-key defaults (confirm, lifetime). */
   update(name: string, changes: IdentityDefaults): VaultIdentity {
-    const target = this.find(name);
-    const changed = { ...target };
-    applyDefaults(changed, changes);
-    this.commit(this.current.map((id) => (id === target ? changed : id)));
-    return changed;
+    return this.retrying(() => {
+      const target = this.find(name);
+      const changed = { ...target };
+      applyDefaults(changed, changes);
+      this.commit(this.current.map((id) => (id === target ? changed : id)));
+      return changed;
+    });
   }
 
   /** Record that the agent used a key (for `list`). */
   touch(publicBlob: Buffer, when = nowSeconds()): void {
-    this.commit(
-      this.current.map((id) => (id.publicBlob.equals(publicBlob) ? { ...id, lastUsed: when } : id)),
+    this.retrying(() =>
+      this.commit(
+        this.current.map((id) =>
+          id.publicBlob.equals(publicBlob) ? { ...id, lastUsed: when } : id,
+        ),
+      ),
     );
   }
 
   /** Re-encrypt under a new passphrase and/or KDF parameters, with a fresh salt. */
   async changePassphrase(newPassphrase: Buffer, kdf: KdfParams = this.vaultKey.kdf): Promise<void> {
     const key = await newVaultKey(newPassphrase, kdf);
-    const bytes = sealVault(this.current, key, this.sections);
     try {
-      this.file.write(bytes, this.sealedBytes, 'new');
+      // Deriving took a while: the agent may have written meanwhile (retrying reads with the old key).
+      this.retrying(() => {
+        const bytes = sealVault(this.current, key, this.sections);
+        this.file.write(bytes, this.sealedBytes, 'new');
+        this.sealedBytes = bytes;
+      });
     } catch (err) {
       wipeVaultKey(key);
       throw err;
     }
     wipeVaultKey(this.vaultKey);
     this.vaultKey = key;
-    this.sealedBytes = bytes;
   }
 
   /** Drop the decrypted material (overwriting the buffers Node lets us reach). */
