@@ -7,13 +7,14 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { TestKey, keyType, makeKey } from './fixtures/keys';
+import type { TestKey } from './fixtures/keys';
 import { SSH, SSHD, SSH_ADD, SSH_KEYGEN, skipUnless } from './fixtures/run';
-import { Sshd, sshLogin, startSshd } from './fixtures/sshd';
+import { Sshd, sshLogin } from './fixtures/sshd';
+import { offeredKeys, pickyServer } from './fixtures/picky-server';
 import { VAULT_PASS, VaultAgent, VaultWorld } from './fixtures/vault-agent';
 import { VaultFile } from '../src/vault/store';
 
-const offered = (stderr: string) => (stderr.match(/Offering public key/g) ?? []).length;
+const offered = offeredKeys;
 
 describe(
   'tsagent with a vault: learned host order survives restart and lock/unlock',
@@ -38,14 +39,8 @@ describe(
     before(async () => {
       world = new VaultWorld();
       await world.init();
-      keys = [];
-      for (let i = 1; i <= 7; i++)
-        keys.push(await makeKey(world.work, keyType('ed25519'), { name: `k${i}` }));
+      ({ keys, sshd } = await pickyServer(world.work));
       await world.vault(['import', ...keys.map((k) => k.priv)]);
-      sshd = await startSshd({
-        authorizedKeys: keys[6].publicLine + '\n',
-        config: ['MaxAuthTries 2'],
-      });
       await start();
     });
     after(async () => {

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AGENTS, RunningAgent, TSAGENT_MAIN, startAgent } from './fixtures/agent';
 import { fingerprint } from '../src/ssh/fingerprint';
-import { TestKey, keyType, makeKey } from './fixtures/keys';
+import type { TestKey } from './fixtures/keys';
 import {
   SSH,
   SSHD,
@@ -20,9 +20,10 @@ import {
   run,
   skipUnless,
 } from './fixtures/run';
-import { Sshd, sshLogin, startSshd } from './fixtures/sshd';
+import { Sshd, sshLogin } from './fixtures/sshd';
+import { offeredKeys, pickyServer } from './fixtures/picky-server';
 
-const offered = (stderr: string) => (stderr.match(/Offering public key/g) ?? []).length;
+const offered = offeredKeys;
 
 for (const spec of AGENTS)
   describe(
@@ -36,13 +37,7 @@ for (const spec of AGENTS)
 
       before(async () => {
         dir = mkTemp();
-        keys = [];
-        for (let i = 1; i <= 7; i++)
-          keys.push(await makeKey(dir, keyType('ed25519'), { name: `k${i}` }));
-        sshd = await startSshd({
-          authorizedKeys: keys[6].publicLine + '\n',
-          config: ['MaxAuthTries 2'],
-        });
+        ({ keys, sshd } = await pickyServer(dir));
         agent = await startAgent(spec);
         const add = await run(
           SSH_ADD,
